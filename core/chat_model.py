@@ -1,0 +1,76 @@
+"""A LangChain chat model over the shared local Engine; each instance names its adapter (or none)."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel, generate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages.utils import convert_to_openai_messages
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field
+
+from core.engine import Decoding, Engine, RowStats
+
+
+class LocalChatModel(BaseChatModel):
+    """Streams tokens from the local model. The last chunk carries usage and timing metadata."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    engine: Engine = Field(exclude=True)
+    adapter: str | None = None
+    decoding: Decoding = Field(default_factory=Decoding)
+
+    @property
+    def _llm_type(self) -> str:
+        return "lab-local-transformers"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.engine.model_name, "adapter": self.adapter, **self.decoding.__dict__}
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for event in self.engine.stream(convert_to_openai_messages(messages), self.adapter, self.decoding):
+            if isinstance(event, RowStats):
+                yield ChatGenerationChunk(message=_final_chunk(event, self.engine.model_name, self.adapter))
+                continue
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=event))
+            if run_manager:
+                run_manager.on_llm_new_token(event, chunk=chunk)
+            yield chunk
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+
+def _final_chunk(stats: RowStats, model_name: str, adapter: str | None) -> AIMessageChunk:
+    return AIMessageChunk(
+        content="",
+        usage_metadata={
+            "input_tokens": stats.prompt_tokens,
+            "output_tokens": stats.completion_tokens,
+            "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+        },
+        response_metadata={
+            "model_name": model_name,
+            "adapter": adapter,
+            "ttft_s": stats.ttft_s,
+            "total_s": stats.total_s,
+            "tokens_per_s": stats.tokens_per_s,
+            "notes": list(stats.notes),
+        },
+        chunk_position="last",
+    )

@@ -1,0 +1,63 @@
+"""Reads fine-tuning sets: OpenAI chat lines ({"messages": [...]}), or prompt/completion and question/answer pairs."""
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.scenario import Report, read_jsonl
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class ChatDataset:
+    examples: list[list[dict]] = field(default_factory=list)  # each a list of {"role", "content"}
+    errors: list[str] = field(default_factory=list)
+    sha256: str = ""
+
+
+def _as_messages(row: dict) -> list[dict] | str:
+    """The row as chat messages, or a message saying why it cannot be one."""
+    if "messages" in row:
+        messages = row["messages"]
+        if not isinstance(messages, list) or not messages:
+            return "messages must be a non-empty list"
+        return messages
+    for ask, reply in (("prompt", "completion"), ("question", "answer")):
+        if ask in row or reply in row:
+            return [{"role": "user", "content": row.get(ask)}, {"role": "assistant", "content": row.get(reply)}]
+    return "expected 'messages', 'prompt'/'completion' or 'question'/'answer'"
+
+
+def _problem(messages: list) -> str | None:
+    for message in messages:
+        if not isinstance(message, dict):
+            return "each message must be an object with role and content"
+        if message.get("role") not in ROLES:
+            return f"unknown role {message.get('role')!r}"
+        content = message.get("content")
+        if not isinstance(content, str) or not content.strip():
+            return f"empty content in a {message['role']} message"
+    if not any(m["role"] == "assistant" for m in messages):
+        return "no assistant turn to learn from"
+    return None
+
+
+def load_chat_dataset(path: Path, system_prompt: str | None = None) -> ChatDataset:
+    """Parses every line; the system prompt is added where an example has none, as at answer time."""
+    report = Report()
+    dataset = ChatDataset(sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    for number, row in read_jsonl(Path(path), report):
+        messages = _as_messages(row)
+        problem = messages if isinstance(messages, str) else _problem(messages)
+        if problem:
+            report.add(f"{path}:{number}", problem)
+            continue
+        messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+        if system_prompt and messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        dataset.examples.append(messages)
+    if not dataset.examples and not report.problems:
+        report.add(str(path), "no examples")
+    dataset.errors = report.problems
+    return dataset

@@ -1,0 +1,189 @@
+"""Training jobs: queued in SQLite, run one at a time in a separate process, watched through a heartbeat.
+
+The app never trains in its own process. `submit_training` records a job and starts
+`python -m core train-job ID`, which waits for the training lock (one job at a time; the others
+stay queued), trains, and writes progress back. A job whose process died is marked failed.
+"""
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from core.db import connect
+from core.finetune import Cancelled, Progress, TrainConfig, train_adapter
+from core.scenario import load_scenario
+from core.settings import Settings
+
+ACTIVE_STATES = ("queued", "running")
+HEARTBEAT_S = 5.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _now() -> float:
+    return time.time()
+
+
+def submit_training(settings: Settings, scenario_path: Path, config: TrainConfig | None = None, dataset: Path | None = None) -> int:
+    """Queues a training job and starts its process; an already queued or running job for the scenario is reused."""
+    scenario = load_scenario(scenario_path)
+    config = config or TrainConfig()
+    with connect(settings.data_dir) as db:
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute(
+            "SELECT id FROM jobs WHERE scenario = ? AND status IN ('queued','running') ORDER BY id DESC LIMIT 1",
+            (scenario.name,),
+        ).fetchone()
+        if row:
+            return row["id"]
+        job_id = db.execute(
+            "INSERT INTO jobs (kind, scenario, scenario_path, status, config, dataset, created_at, heartbeat_at) "
+            "VALUES ('train', ?, ?, 'queued', ?, ?, ?, ?)",
+            (scenario.name, str(scenario.path), json.dumps(asdict(config)), str(dataset) if dataset else None, _now(), _now()),
+        ).lastrowid
+    _spawn_worker(settings, job_id)
+    return job_id
+
+
+def _spawn_worker(settings: Settings, job_id: int) -> None:
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LAB_DATA_DIR": str(Path(settings.data_dir).resolve())}
+    with open(logs / f"job-{job_id}.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "core", "train-job", str(job_id)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the app's restarts and page reloads
+        )
+    with connect(settings.data_dir) as db:
+        db.execute("UPDATE jobs SET pid = ?, heartbeat_at = ? WHERE id = ?", (process.pid, _now(), job_id))
+
+
+def get_job(settings: Settings, job_id: int) -> dict | None:
+    reap_dead_jobs(settings)
+    with connect(settings.data_dir) as db:
+        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return _as_dict(row) if row else None
+
+
+def latest_job(settings: Settings, scenario: str) -> dict | None:
+    reap_dead_jobs(settings)
+    with connect(settings.data_dir) as db:
+        row = db.execute("SELECT * FROM jobs WHERE scenario = ? ORDER BY id DESC LIMIT 1", (scenario,)).fetchone()
+    return _as_dict(row) if row else None
+
+
+def request_cancel(settings: Settings, job_id: int) -> None:
+    with connect(settings.data_dir) as db:
+        db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued','running')", (job_id,))
+
+
+def _as_dict(row) -> dict:
+    job = dict(row)
+    job["config"] = json.loads(job["config"])
+    job["history"] = json.loads(job["history"] or "[]")
+    return job
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (finished child not yet reaped) counts as dead
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return True
+
+
+def reap_dead_jobs(settings: Settings) -> None:
+    """Marks as failed every queued or running job whose process is gone."""
+    with connect(settings.data_dir) as db:
+        rows = db.execute("SELECT id, pid, heartbeat_at FROM jobs WHERE status IN ('queued','running')").fetchall()
+        for row in rows:
+            stale = (row["heartbeat_at"] or 0) < _now() - 3 * HEARTBEAT_S
+            if stale and not _alive(row["pid"]):
+                db.execute(
+                    "UPDATE jobs SET status = 'failed', finished_at = ?, message = ? WHERE id = ?",
+                    (_now(), "The training process stopped unexpectedly (killed or crashed); nothing was published.", row["id"]),
+                )
+
+
+def run_job(settings: Settings, job_id: int) -> None:
+    """Body of the training process: wait for the lock, train, record the outcome."""
+    with connect(settings.data_dir) as db:
+        job = _as_dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    stop_heartbeat = threading.Event()
+    threading.Thread(target=_heartbeat, args=(settings, job_id, stop_heartbeat), daemon=True).start()
+    lock_path = Path(settings.data_dir) / "training.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS even on kill -9
+        if _cancel_requested(settings, job_id):
+            _finish(settings, job_id, "cancelled", "Cancelled before it started.")
+            return
+        with connect(settings.data_dir) as db:
+            db.execute("UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?", (_now(), os.getpid(), job_id))
+        try:
+            info = train_adapter(
+                settings,
+                load_scenario(job["scenario_path"]),
+                TrainConfig(**job["config"]),
+                dataset_path=Path(job["dataset"]) if job["dataset"] else None,
+                on_progress=lambda p: _record_progress(settings, job_id, p),
+            )
+        except Cancelled:
+            _finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
+        except Exception as error:  # recorded for the UI; the process then exits
+            _finish(settings, job_id, "failed", f"{type(error).__name__}: {error}")
+        else:
+            _finish(settings, job_id, "succeeded", f"Adapter {info.name} is now active.", adapter=info.name)
+        finally:
+            stop_heartbeat.set()
+
+
+def _heartbeat(settings: Settings, job_id: int, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        with connect(settings.data_dir) as db:
+            db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", (_now(), job_id))
+
+
+def _cancel_requested(settings: Settings, job_id: int) -> bool:
+    with connect(settings.data_dir) as db:
+        return bool(db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+
+
+def _record_progress(settings: Settings, job_id: int, progress: Progress) -> None:
+    with connect(settings.data_dir) as db:
+        history = json.loads(db.execute("SELECT history FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+        history.append({"step": progress.step, "loss": round(progress.loss, 4), "val_loss": progress.val_loss})
+        db.execute(
+            "UPDATE jobs SET step = ?, total_steps = ?, loss = ?, val_loss = ?, tokens_per_s = ?, eta_s = ?, "
+            "history = ?, heartbeat_at = ? WHERE id = ?",
+            (progress.step, progress.total_steps, progress.loss, progress.val_loss, progress.tokens_per_s,
+             progress.eta_s, json.dumps(history), _now(), job_id),
+        )
+        cancel = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+    if cancel:
+        raise Cancelled()
+
+
+def _finish(settings: Settings, job_id: int, status: str, message: str, adapter: str | None = None) -> None:
+    with connect(settings.data_dir) as db:
+        db.execute(
+            "UPDATE jobs SET status = ?, message = ?, adapter = ?, finished_at = ? WHERE id = ?",
+            (status, message, adapter, _now(), job_id),
+        )

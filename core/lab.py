@@ -1,0 +1,137 @@
+"""The Lab: one object per process that owns the model, the embeddings, the knowledge bases and the jobs.
+
+Pages and the command line ask it for answers and status; it loads each heavy thing once, on first
+use, and is safe to share between threads (Streamlit sessions).
+"""
+
+import threading
+from pathlib import Path
+
+from core.adapters import AdapterInfo, active_adapter
+from core.chat_model import LocalChatModel
+from core.engine import Decoding, Engine
+from core.jobs import latest_job, submit_training
+from core.knowledge_base import KnowledgeBase
+from core.model_store import bundled_embeddings_dir, load_model
+from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain
+from core.scenario import Scenario, ScenarioError, list_scenarios
+from core.settings import Settings
+
+
+class AdapterNotReady(RuntimeError):
+    """The mode needs a fine-tuned adapter and the scenario has none yet."""
+
+
+class Lab:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._engine: Engine | None = None
+        self._embeddings = None
+        self._knowledge_bases: dict[str, KnowledgeBase] = {}
+        self._lock = threading.RLock()
+
+    # --- shared heavy things, loaded once -----------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = Engine(load_model(self.settings))
+            return self._engine
+
+    @property
+    def embeddings(self):
+        with self._lock:
+            if self._embeddings is None:
+                from langchain_huggingface import HuggingFaceEmbeddings
+
+                self._embeddings = HuggingFaceEmbeddings(
+                    model_name=str(bundled_embeddings_dir()),
+                    model_kwargs={"device": self.engine.device if self._engine else "cpu"},
+                    encode_kwargs={"normalize_embeddings": True},
+                )
+            return self._embeddings
+
+    def knowledge_base(self, scenario: Scenario) -> KnowledgeBase:
+        with self._lock:
+            if scenario.name not in self._knowledge_bases:
+                self._knowledge_bases[scenario.name] = KnowledgeBase(
+                    Path(self.settings.data_dir) / "chroma",
+                    scenario.name,
+                    self.embeddings,
+                    self.settings.chunk_size,
+                    self.settings.chunk_overlap,
+                )
+            return self._knowledge_bases[scenario.name]
+
+    # --- scenarios ----------------------------------------------------------------------------
+    def scenarios(self) -> list[Scenario]:
+        return list_scenarios(self.settings.scenarios_dir)
+
+    def scenario(self, name: str) -> Scenario:
+        for scenario in self.scenarios():
+            if scenario.name == name:
+                return scenario
+        raise ScenarioError(f"No scenario named {name!r} in {self.settings.scenarios_dir}")
+
+    def ensure_ingested(self, scenario: Scenario, progress=None):
+        """Indexes the scenario's docs folder; unchanged documents are skipped."""
+        return self.knowledge_base(scenario).ingest_folder(scenario.docs_dir, progress)
+
+    # --- adapters -----------------------------------------------------------------------------
+    def active_adapter(self, scenario: Scenario) -> AdapterInfo | None:
+        return active_adapter(self.settings.data_dir, scenario.name)
+
+    def ensure_adapter_training(self, scenario: Scenario) -> dict | None:
+        """Starts training in the background if the scenario has no adapter and has never had a job.
+
+        A failed or cancelled job is not retried on its own: the page offers a button instead."""
+        if self.active_adapter(scenario) or not self.settings.auto_train:
+            return None
+        job = latest_job(self.settings, scenario.name)
+        if job:
+            return job
+        if scenario.train_path.exists():
+            submit_training(self.settings, scenario.path)
+        return latest_job(self.settings, scenario.name)
+
+    def _adapter_name(self, scenario: Scenario) -> str:
+        adapter = self.active_adapter(scenario)
+        if adapter is None:
+            raise AdapterNotReady(f"Scenario {scenario.name!r} has no fine-tuned adapter yet.")
+        self.engine.ensure_adapter(adapter.engine_name, adapter.path)
+        return adapter.engine_name
+
+    # --- answers ------------------------------------------------------------------------------
+    def decoding(self) -> Decoding:
+        s = self.settings
+        return Decoding(s.max_new_tokens, s.temperature, s.top_p, s.repetition_penalty, s.seed)
+
+    def ask(self, scenario: Scenario, mode: str, question: str, history: list[dict] | None = None) -> AnswerStream:
+        """An answer to stream; raises AdapterNotReady for finetuned/hybrid before the adapter exists."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        adapter = self._adapter_name(scenario) if mode in ADAPTER_MODES else None
+        llm = LocalChatModel(engine=self.engine, adapter=adapter, decoding=self.decoding())
+        knowledge_base = self.knowledge_base(scenario)
+        chain = build_chain(mode, llm, lambda q: knowledge_base.search(q, self.settings.retrieval_k))
+        inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
+        return AnswerStream(chain, inputs, Answer(mode=mode, question=question, adapter=adapter))
+
+    def status(self, scenario: Scenario) -> dict:
+        """What the home page and sidebar show."""
+        adapter = self.active_adapter(scenario)
+        knowledge_base = self.knowledge_base(scenario)
+        documents = knowledge_base.documents()
+        engine = self.engine
+        return {
+            "model": engine.model_name,
+            "device": engine.device,
+            "dtype": str(engine.dtype).removeprefix("torch."),
+            "context_window": engine.context_window,
+            "documents": len(documents),
+            "chunks": sum(documents.values()),
+            "adapter": adapter.name if adapter else None,
+            "adapter_metadata": adapter.metadata if adapter else None,
+            "job": latest_job(self.settings, scenario.name),
+            "data_dir": str(Path(self.settings.data_dir).resolve()),
+        }

@@ -1,0 +1,174 @@
+"""Loads and validates scenario folders: scenario.toml, docs/, train.jsonl and eval.jsonl."""
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EVAL_KINDS = ("answerable", "fresh", "unanswerable", "style")
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ScenarioError(ValueError):
+    """A scenario folder is unusable; the message lists every problem with file and line."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    description: str
+    system_prompt: str
+    style_regex: str | None
+    path: Path
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.path / "docs"
+
+    @property
+    def train_path(self) -> Path:
+        return self.path / "train.jsonl"
+
+    @property
+    def eval_path(self) -> Path:
+        return self.path / "eval.jsonl"
+
+    def matches_style(self, text: str) -> bool:
+        return bool(self.style_regex and re.search(self.style_regex, text))
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Reads scenario.toml; raises ScenarioError naming what is wrong."""
+    path = Path(path)
+    manifest = path / "scenario.toml"
+    if not manifest.is_file():
+        raise ScenarioError(f"{path}: no scenario.toml (is this a scenario folder?)")
+    try:
+        meta = tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"{manifest}: not valid TOML ({error})") from error
+    report = Report()
+    name = meta.get("name", path.name)
+    if not isinstance(name, str) or not SCENARIO_NAME.match(name):
+        report.add(str(manifest), f"name {name!r} must be lower-case letters, digits, '_' or '-'")
+    for key in ("title", "description", "system_prompt", "style_regex"):
+        if key in meta and not isinstance(meta[key], str):
+            report.add(str(manifest), f"{key} must be a string")
+    style_regex = meta.get("style_regex") or None
+    if isinstance(style_regex, str):
+        try:
+            re.compile(style_regex)
+        except re.error as error:
+            report.add(str(manifest), f"style_regex does not compile ({error})")
+    if report.problems:
+        raise ScenarioError("\n".join(report.problems))
+    return Scenario(
+        name=name,
+        title=meta.get("title") or name,
+        description=meta.get("description", ""),
+        system_prompt=meta.get("system_prompt") or DEFAULT_SYSTEM_PROMPT,
+        style_regex=style_regex,
+        path=path.resolve(),
+    )
+
+
+def list_scenarios(root: str | Path) -> list[Scenario]:
+    """Every valid scenario folder directly under root, by name."""
+    root = Path(root)
+    found = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if (folder / "scenario.toml").is_file():
+            try:
+                found.append(load_scenario(folder))
+            except ScenarioError:
+                continue
+    return found
+
+
+def read_jsonl(path: Path, report: Report) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; bad lines are reported, not raised."""
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        report.add(str(path), f"not UTF-8 text ({error})")
+        return rows
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            report.add(f"{path}:{number}", f"bad JSON ({error.msg})")
+            continue
+        if not isinstance(value, dict):
+            report.add(f"{path}:{number}", "each line must be a JSON object")
+            continue
+        rows.append((number, value))
+    return rows
+
+
+def load_eval_questions(scenario: Scenario) -> list[dict]:
+    report = Report()
+    questions = _check_eval(scenario.eval_path, report) if scenario.eval_path.exists() else []
+    if report.problems:
+        raise ScenarioError("\n".join(report.problems))
+    return questions
+
+
+def _check_eval(path: Path, report: Report) -> list[dict]:
+    questions, seen = [], set()
+    for number, row in read_jsonl(path, report):
+        where = f"{path}:{number}"
+        missing = [key for key in ("id", "question", "kind") if not row.get(key)]
+        if missing:
+            report.add(where, f"missing {', '.join(missing)}")
+            continue
+        if row["kind"] not in EVAL_KINDS:
+            report.add(where, f"kind must be one of {', '.join(EVAL_KINDS)}")
+        if row["id"] in seen:
+            report.add(where, f"duplicate id {row['id']!r}")
+        seen.add(row["id"])
+        patterns = row.get("must_include", [])
+        if not isinstance(patterns, list):
+            report.add(where, "must_include must be a list of regexes")
+            continue
+        for pattern in patterns:
+            try:
+                re.compile(pattern, re.IGNORECASE)
+            except (re.error, TypeError) as error:
+                report.add(where, f"must_include {pattern!r} does not compile ({error})")
+        questions.append(row)
+    return questions
+
+
+def validate_scenario(path: str | Path) -> list[str]:
+    """Every problem found in the folder; an empty list means the scenario is usable."""
+    from core.datasets import load_chat_dataset
+
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as error:
+        return str(error).splitlines()
+    report = Report()
+    documents = [p for p in scenario.docs_dir.rglob("*") if p.is_file()] if scenario.docs_dir.is_dir() else []
+    if not documents:
+        report.add(str(scenario.docs_dir), "no documents for the knowledge base")
+    if scenario.train_path.exists():
+        report.problems.extend(load_chat_dataset(scenario.train_path, scenario.system_prompt).errors)
+    else:
+        report.add(str(scenario.train_path), "missing (needed for fine-tuning)")
+    if scenario.eval_path.exists():
+        _check_eval(scenario.eval_path, report)
+    return report.problems

@@ -1,0 +1,5 @@
+"""Chat with the base mode."""
+
+from ui.chat import render_mode_page
+
+render_mode_page("base")

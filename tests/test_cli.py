@@ -1,0 +1,38 @@
+"""The command line, run as a real subprocess against the test data dir."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT, SAMPLE
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_ask_json_prints_the_answer_object(sample):
+    result = _run("ask", "--scenario", str(SAMPLE), "--mode", "rag", "--json", "What is the support email?")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["mode"] == "rag" and answer["text"]
+    assert answer["sources"] and {"name", "score", "text"} <= set(answer["sources"][0])
+    assert answer["completion_tokens"] > 0 and answer["prompt_tokens"] > 0
+
+
+def test_ingest_again_adds_nothing(sample):
+    result = _run("ingest", str(SAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "0 added or changed" in result.stderr
+
+
+def test_validate_reports_problems_with_exit_code(tmp_path):
+    assert _run("validate", str(SAMPLE)).returncode == 0
+    (tmp_path / "scenario.toml").write_text('name = "Bad Name"\n')
+    result = _run("validate", str(tmp_path))
+    assert result.returncode == 1 and "lower-case" in result.stdout
+
+
+def test_bad_scenario_is_a_clear_error():
+    result = _run("ask", "--scenario", "/nonexistent", "hello")
+    assert result.returncode == 2 and "no scenario.toml" in result.stderr and "Traceback" not in result.stderr

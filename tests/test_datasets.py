@@ -1,0 +1,45 @@
+"""Fine-tuning sets: accepted formats, conversions and errors with line numbers."""
+
+import json
+
+from core.datasets import load_chat_dataset
+
+
+def _write(tmp_path, rows):
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_formats_are_converted_and_system_prompt_added(tmp_path):
+    path = _write(
+        tmp_path,
+        [
+            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+            {"prompt": "c", "completion": "d"},
+            {"question": "e", "answer": "f"},
+            {"messages": [{"role": "system", "content": "own"}, {"role": "user", "content": "g"}, {"role": "assistant", "content": "h"}]},
+        ],
+    )
+    dataset = load_chat_dataset(path, "SYS")
+    assert dataset.errors == []
+    assert [m[0]["content"] for m in dataset.examples] == ["SYS", "SYS", "SYS", "own"]
+    assert dataset.examples[1][1:] == [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
+    assert len(dataset.sha256) == 64
+
+
+def test_every_error_has_its_line(tmp_path):
+    path = _write(
+        tmp_path,
+        [
+            "{not json",
+            {"messages": [{"role": "user", "content": "only a question"}]},
+            {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]},
+            {"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "x"}]},
+            {"text": "no known keys"},
+        ],
+    )
+    errors = load_chat_dataset(path).errors
+    assert [e.split(": ", 1)[0].rsplit(":", 1)[1] for e in errors] == ["1", "2", "3", "4", "5"]
+    assert "bad JSON" in errors[0] and "no assistant turn" in errors[1]
+    assert "empty content" in errors[2] and "unknown role 'robot'" in errors[3]

@@ -1,0 +1,90 @@
+"""The shared engine: base equals the plain model, adapters per row, truncation, streaming."""
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from core.engine import Decoding, DoneEvent, Row, TextEvent
+from core.model_store import model_source
+
+QUESTION = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Name a colour."}]
+
+
+def _generate_text(lab, messages, adapter=None, decoding=Decoding(max_new_tokens=16)):
+    pieces, stats = [], None
+    for event in lab.engine.stream(messages, adapter, decoding):
+        if isinstance(event, str):
+            pieces.append(event)
+        else:
+            stats = event
+    return "".join(pieces), stats
+
+
+def test_base_equals_the_plain_model_token_for_token(lab, sample):
+    """Even with an adapter loaded, a base row runs the untouched base model."""
+    adapter = lab.active_adapter(sample)
+    lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
+    decoding = Decoding(max_new_tokens=20, repetition_penalty=1.1)
+    engine_text, stats = _generate_text(lab, QUESTION, None, decoding)
+
+    source, _ = model_source(lab.settings)
+    plain = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype).eval()
+    ids = lab.engine.tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.inference_mode():
+        output = plain.generate(**ids, do_sample=False, max_new_tokens=20, repetition_penalty=1.1)
+    plain_ids = output[0, ids["input_ids"].shape[1] :].tolist()
+    plain_text = lab.engine.tokenizer.decode(plain_ids, skip_special_tokens=True)
+
+    assert engine_text == plain_text
+    assert stats.completion_tokens == len([t for t in plain_ids if t != lab.engine.tokenizer.eos_token_id])
+    assert stats.prompt_tokens == ids["input_ids"].shape[1]
+
+
+def test_adapter_row_differs_from_base_row_in_one_batch(lab, sample):
+    adapter = lab.active_adapter(sample)
+    lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
+    texts = {0: "", 1: ""}
+    done = {}
+    rows = [Row(QUESTION, None), Row(QUESTION, adapter.engine_name)]
+    for event in lab.engine.stream_rows(rows, Decoding(max_new_tokens=12)):
+        if isinstance(event, TextEvent):
+            texts[event.row] += event.text
+        elif isinstance(event, DoneEvent):
+            done[event.row] = event.stats
+    assert set(done) == {0, 1}
+    assert texts[0] == _generate_text(lab, QUESTION, None, Decoding(max_new_tokens=12))[0]
+    # The adapter row ran the LoRA weights: its logits differ from the base model's.
+    ids = torch.tensor([lab.engine.encode(QUESTION, 1)[0]])
+    with torch.inference_mode():
+        base = lab.engine.model(input_ids=ids, adapter_names=["__base__"]).logits
+        tuned = lab.engine.model(input_ids=ids, adapter_names=[adapter.engine_name]).logits
+    assert not torch.equal(base, tuned)
+
+
+def test_over_long_input_is_truncated_with_a_note(lab):
+    long_question = "bike " * (lab.engine.context_window + 500)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": long_question}]
+    ids, notes = lab.engine.encode(messages, max_new_tokens=16)
+    assert len(ids) <= lab.engine.context_window - 16
+    assert any("truncated" in note for note in notes)
+
+
+def test_old_turns_are_dropped_before_the_question_is_cut(lab):
+    turn = "word " * 3000
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": turn},
+        {"role": "assistant", "content": turn},
+        {"role": "user", "content": "And the colour?"},
+    ]
+    ids, notes = lab.engine.encode(messages, max_new_tokens=4000)
+    text = lab.engine.tokenizer.decode(ids)
+    assert "And the colour?" in text and "Be brief." in text
+    assert notes and "oldest turn" in notes[0]
+
+
+def test_stats_and_limit_note(lab):
+    text, stats = _generate_text(lab, [{"role": "user", "content": "Count from one to fifty."}], None, Decoding(max_new_tokens=5))
+    assert stats.completion_tokens == 5
+    assert stats.ttft_s is not None and stats.total_s >= stats.ttft_s
+    assert any("max-new-tokens" in note for note in stats.notes)
+    assert text

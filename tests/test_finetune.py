@@ -1,0 +1,73 @@
+"""LoRA training: assistant-only labels, seeded, saved in peft format with metadata, loaded back exactly."""
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from core.adapters import active_adapter, list_adapters
+from core.finetune import IGNORE, TrainConfig, tokenize_example, train_adapter
+from core.model_store import model_source
+from tests.conftest import QUICK_TRAINING
+
+
+def test_only_assistant_tokens_are_labelled(lab):
+    tokenizer = lab.engine.tokenizer
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "first?"},
+        {"role": "assistant", "content": "One."},
+        {"role": "user", "content": "second?"},
+        {"role": "assistant", "content": "Two."},
+    ]
+    ids, labels = tokenize_example(tokenizer, messages, 512)
+    assert len(ids) == len(labels)
+    learned = tokenizer.decode([t for t in labels if t != IGNORE])
+    assert learned == "One.<|im_end|>\nTwo.<|im_end|>\n"
+    full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+    assert ids == list(full)
+
+
+def test_adapter_files_metadata_and_round_trip(lab, sample):
+    adapter = active_adapter(lab.settings.data_dir, sample.name)
+    assert (adapter.path / "adapter_config.json").exists()
+    assert (adapter.path / "adapter_model.safetensors").exists()
+    config = json.loads((adapter.path / "adapter_config.json").read_text())
+    assert config["r"] == 16 and config["peft_type"] == "LORA"
+    meta = adapter.metadata
+    assert meta["base_model"] == "SmolLM2-135M-Instruct" and len(meta["dataset_sha256"]) == 64
+    assert meta["loss_history"] and meta["duration_s"] > 0 and meta["config"]["rank"] == 16
+
+    # Loaded independently with plain peft, the adapter gives the engine's logits exactly.
+    lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
+    source, _ = model_source(lab.settings)
+    base = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype)
+    reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
+    ids = torch.tensor([lab.engine.encode([{"role": "user", "content": "Hi"}], 1)[0]])
+    with torch.inference_mode():
+        expected = reloaded(input_ids=ids).logits
+        got = lab.engine.model(input_ids=ids, adapter_names=[adapter.engine_name]).logits
+    assert torch.equal(expected, got)
+
+
+def test_training_is_seeded(lab, sample, tmp_path):
+    settings = lab.settings.model_copy(update={"data_dir": tmp_path})
+    (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
+    config = TrainConfig(**{**QUICK_TRAINING, "max_steps": 2})
+    first = train_adapter(settings, sample, config, name="a")
+    second = train_adapter(settings, sample, config, name="b")
+    assert first.metadata["loss_history"] == second.metadata["loss_history"]
+    assert [a.name for a in list_adapters(tmp_path, sample.name)] == ["a", "b"]
+    assert active_adapter(tmp_path, sample.name).name == "b"
+
+
+def test_failed_training_publishes_nothing(lab, sample, tmp_path):
+    settings = lab.settings.model_copy(update={"data_dir": tmp_path})
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "no answer"}]}\n')
+    with pytest.raises(ValueError, match="no assistant turn"):
+        train_adapter(settings, sample, TrainConfig(**QUICK_TRAINING), dataset_path=bad)
+    assert list_adapters(tmp_path, sample.name) == []
+    assert active_adapter(tmp_path, sample.name) is None

@@ -1,0 +1,65 @@
+"""The four modes through the Lab: prompts, retrieval, adapters and the Answer they carry."""
+
+import pytest
+
+from core.lab import AdapterNotReady
+from core.modes import MODES
+
+QUESTION = "How many days do I have to return a bike?"
+
+
+@pytest.fixture(scope="module")
+def answers(lab, sample):
+    return {mode: lab.ask(sample, mode, QUESTION).collect() for mode in MODES}
+
+
+def test_every_mode_answers_with_metrics(answers):
+    for mode, answer in answers.items():
+        assert answer.mode == mode and answer.text.strip()
+        assert answer.completion_tokens > 0 and answer.prompt_tokens > 0
+        assert answer.total_s > 0 and answer.ttft_s is not None and answer.ttft_s <= answer.total_s
+        assert answer.model == "SmolLM2-135M-Instruct"
+
+
+def test_retrieval_modes_carry_scored_sources_and_longer_prompts(answers):
+    for mode in ("rag", "hybrid"):
+        sources = answers[mode].sources
+        assert sources and all(0.0 <= s.score <= 1.0 for s in sources)
+        assert sources[0].name == "returns_and_refunds.md"
+        assert answers[mode].prompt_tokens > answers["base"].prompt_tokens + 50
+    assert answers["base"].sources == [] and answers["finetuned"].sources == []
+
+
+def test_adapter_only_in_finetuned_and_hybrid(answers, lab, sample):
+    engine_name = lab.active_adapter(sample).engine_name
+    assert answers["finetuned"].adapter == answers["hybrid"].adapter == engine_name
+    assert answers["base"].adapter is None and answers["rag"].adapter is None
+
+
+def test_base_and_rag_share_the_plain_and_grounded_prompts_with_their_tuned_twins(answers):
+    assert answers["base"].prompt_tokens == answers["finetuned"].prompt_tokens
+    assert answers["rag"].prompt_tokens == answers["hybrid"].prompt_tokens
+
+
+def test_answer_serialises(answers):
+    data = answers["rag"].to_dict()
+    assert data["sources"][0]["name"] and isinstance(data["sources"][0]["score"], float)
+
+
+def test_history_is_part_of_the_prompt(lab, sample):
+    alone = lab.ask(sample, "base", "And the battery?").collect()
+    history = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "45 days."}]
+    follow_up = lab.ask(sample, "base", "And the battery?", history).collect()
+    assert follow_up.prompt_tokens > alone.prompt_tokens
+
+
+def test_adapter_modes_wait_for_an_adapter(lab, tmp_path):
+    from core.scenario import load_scenario
+
+    folder = tmp_path / "empty_scenario"
+    (folder / "docs").mkdir(parents=True)
+    (folder / "scenario.toml").write_text('name = "empty_scenario"\ntitle = "Empty"\n')
+    scenario = load_scenario(folder)
+    with pytest.raises(AdapterNotReady):
+        lab.ask(scenario, "finetuned", "hi")
+    assert lab.ask(scenario, "rag", "hi").collect().sources == []

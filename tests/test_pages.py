@@ -1,0 +1,65 @@
+"""Every page under Streamlit's AppTest, with the real model: it renders, and a chat turn yields an answer."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+APP = str(ROOT / "streamlit_app.py")
+MODE_PAGES = ["pages/base.py", "pages/rag.py", "pages/finetuned.py", "pages/hybrid.py"]
+
+
+def _app(page=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def test_home_page_shows_modes_and_status(sample):
+    at = _app()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "RAG vs Fine-Tuning Lab" in at.title[0].value
+    assert "SmolLM2-135M-Instruct" in [m.value for m in at.metric]
+    assert "Questions to try" in [s.value for s in at.subheader] and "retrieval" in text
+    assert at.sidebar.selectbox[0].value == "lumen_support"
+
+
+@pytest.mark.parametrize("page", MODE_PAGES)
+def test_mode_page_answers_a_chat_turn(sample, page):
+    at = _app(page)
+    assert not at.exception
+    at.chat_input[0].set_value("What is the support email address?").run()
+    assert not at.exception
+    messages = at.chat_message
+    assert [m.name for m in messages] == ["user", "assistant"]
+    answer_text = " ".join(md.value for md in messages[1].markdown)
+    assert answer_text.strip()
+    captions = " ".join(c.value for c in messages[1].caption)
+    assert "tok/s" in captions and "prompt" in captions
+    has_sources = len(messages[1].expander) == 1
+    assert has_sources == (page in ("pages/rag.py", "pages/hybrid.py"))
+
+
+def test_history_persists_across_turns(sample):
+    at = _app("pages/base.py")
+    at.chat_input[0].set_value("Hello").run()
+    at.chat_input[0].set_value("And again").run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant", "user", "assistant"]
+
+
+def test_blank_input_does_nothing(sample):
+    at = _app("pages/rag.py")
+    at.chat_input[0].set_value("   ").run()
+    assert not at.exception and len(at.chat_message) == 0
+
+
+def test_hostile_input_is_shown_as_text(sample):
+    at = _app("pages/base.py")
+    at.chat_input[0].set_value("<img src=x onerror=alert(1)> ![x](http://evil.example/a.png) costs $5").run()
+    shown = at.chat_message[0].markdown[0].value
+    assert "<img" not in shown and "![x](" not in shown and "\\$5" in shown

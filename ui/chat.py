@@ -1,0 +1,72 @@
+"""The chat view all four mode pages share: history, streamed answer, metrics and sources."""
+
+import streamlit as st
+
+from core.lab import AdapterNotReady
+from core.modes import ADAPTER_MODES, MODE_LABELS, Answer
+from core.safe_text import escape_markdown
+from ui.resources import current_scenario, get_lab
+from ui.training import render_adapter_wait
+
+MODE_HELP = {
+    "base": "The model as shipped: no documents, no fine-tuning. It only knows what it learned in pre-training.",
+    "rag": "The base model plus retrieval: the most relevant knowledge-base chunks are put in the prompt as sources.",
+    "finetuned": "The base model with this scenario's LoRA adapter: it learned the house style and facts from train.jsonl.",
+    "hybrid": "The fine-tuned model plus retrieval: house style from the adapter, current facts from the knowledge base.",
+}
+MODE_ICONS = {"base": "🧱", "rag": "📚", "finetuned": "🎯", "hybrid": "🧬"}
+
+
+def render_mode_page(mode: str) -> None:
+    lab = get_lab()
+    scenario = current_scenario()
+    st.title(f"{MODE_ICONS[mode]} {MODE_LABELS[mode]}")
+    st.caption(f"{MODE_HELP[mode]} Scenario: **{escape_markdown(scenario.title)}**.")
+    if mode in ADAPTER_MODES and lab.active_adapter(scenario) is None:
+        render_adapter_wait(scenario)
+        st.stop()
+
+    history_key = f"chat:{scenario.name}:{mode}"
+    history: list[dict] = st.session_state.setdefault(history_key, [])
+    if history and st.sidebar.button("Clear this chat", icon=":material/delete:"):
+        history.clear()
+        st.rerun()
+    for turn in history:
+        with st.chat_message(turn["role"]):
+            st.markdown(escape_markdown(turn["content"]))
+            if turn.get("answer"):
+                render_answer_details(turn["answer"])
+
+    question = st.chat_input(f"Ask the {MODE_LABELS[mode]} model…")
+    if not question or not question.strip():
+        return
+    with st.chat_message("user"):
+        st.markdown(escape_markdown(question))
+    with st.chat_message("assistant"):
+        try:
+            stream = lab.ask(scenario, mode, question, [{"role": t["role"], "content": t["content"]} for t in history])
+        except AdapterNotReady as error:
+            st.warning(str(error))
+            return
+        st.write_stream(escape_markdown(piece) for piece in stream)
+        answer = stream.answer
+        render_answer_details(answer)
+    history.append({"role": "user", "content": question})
+    history.append({"role": "assistant", "content": answer.text, "answer": answer})
+
+
+def render_answer_details(answer: Answer) -> None:
+    for note in answer.notes:
+        st.info(note, icon=":material/info:")
+    first = f"first token {answer.ttft_s:.2f} s · " if answer.ttft_s is not None else ""
+    st.caption(
+        f"{first}total {answer.total_s:.2f} s · {answer.completion_tokens} tokens · "
+        f"{answer.tokens_per_s:.1f} tok/s · prompt {answer.prompt_tokens} tokens"
+    )
+    if answer.sources:
+        with st.expander(f"Sources ({len(answer.sources)})"):
+            for number, source in enumerate(answer.sources, 1):
+                st.markdown(f"**[{number}] {escape_markdown(source.name)}** · score {source.score:.2f}")
+                st.markdown(escape_markdown(source.text))
+    elif answer.mode in ("rag", "hybrid"):
+        st.caption("No source was retrieved.")

@@ -1,0 +1,47 @@
+"""The one Lab per server process, the selected scenario, and once-per-process preparation."""
+
+import streamlit as st
+
+from core.lab import Lab
+from core.model_store import MissingModelError
+from core.scenario import Scenario
+from core.settings import get_settings
+
+
+@st.cache_resource(show_spinner="Loading the model and embeddings…")
+def _load_lab() -> Lab:
+    lab = Lab(get_settings())
+    lab.engine  # load now, once, rather than inside the first answer
+    lab.embeddings
+    return lab
+
+
+def get_lab() -> Lab:
+    try:
+        return _load_lab()
+    except MissingModelError as error:
+        st.error(str(error))
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Indexing the knowledge base…")
+def prepare_scenario(name: str) -> None:
+    """Once per process and scenario: index new or changed documents, start adapter training if missing."""
+    lab = get_lab()
+    scenario = lab.scenario(name)
+    lab.ensure_ingested(scenario)
+    lab.ensure_adapter_training(scenario)
+
+
+def current_scenario() -> Scenario:
+    lab = get_lab()
+    scenarios = {s.name: s for s in lab.scenarios()}
+    if not scenarios:
+        st.error(f"No scenario found in {lab.settings.scenarios_dir}. Add a scenario folder (see README).")
+        st.stop()
+    name = st.session_state.get("scenario")
+    if name not in scenarios:
+        name = lab.settings.default_scenario if lab.settings.default_scenario in scenarios else next(iter(scenarios))
+        st.session_state["scenario"] = name
+    prepare_scenario(name)
+    return scenarios[name]
