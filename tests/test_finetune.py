@@ -40,14 +40,15 @@ def test_adapter_files_metadata_and_round_trip(lab, sample):
     assert meta["base_model"] == "SmolLM2-135M-Instruct" and len(meta["dataset_sha256"]) == 64
     assert meta["loss_history"] and meta["duration_s"] > 0 and meta["config"]["rank"] == 16
 
-    # Loaded independently with plain peft, the adapter gives the engine's logits exactly.
+    # Loaded independently with plain peft, the adapter gives the engine's logits exactly
+    # (through the same per-row adapter path the engine uses for every batch).
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
     source, _ = model_source(lab.settings)
     base = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype)
     reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
     ids = torch.tensor([lab.engine.encode([{"role": "user", "content": "Hi"}], 1)[0]])
     with torch.inference_mode():
-        expected = reloaded(input_ids=ids).logits
+        expected = reloaded(input_ids=ids, adapter_names=["default"]).logits
         got = lab.engine.model(input_ids=ids, adapter_names=[adapter.engine_name]).logits
     assert torch.equal(expected, got)
 

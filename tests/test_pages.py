@@ -62,4 +62,4 @@ def test_hostile_input_is_shown_as_text(sample):
     at = _app("pages/base.py")
     at.chat_input[0].set_value("<img src=x onerror=alert(1)> ![x](http://evil.example/a.png) costs $5").run()
     shown = at.chat_message[0].markdown[0].value
-    assert "<img" not in shown and "![x](" not in shown and "\\$5" in shown
+    assert "\\<img" in shown and "!\\[x\\](" in shown and "\\$5" in shown  # escaped: shown as text
