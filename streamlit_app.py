@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from core.modes import MODE_LABELS, MODES
+from ui.chat import MODE_ICONS
 from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="RAG vs Fine-Tuning Lab", page_icon="🧪", layout="wide")
@@ -10,10 +12,7 @@ navigation = st.navigation(
     {
         "Lab": [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)],
         "Chat": [
-            st.Page("pages/base.py", title="Base", icon=":material/deployed_code:"),
-            st.Page("pages/rag.py", title="RAG", icon=":material/menu_book:"),
-            st.Page("pages/finetuned.py", title="Fine-tuned", icon=":material/tune:"),
-            st.Page("pages/hybrid.py", title="Hybrid", icon=":material/join:"),
+            st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES
         ],
     }
 )

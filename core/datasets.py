@@ -1,9 +1,15 @@
-"""Reads fine-tuning sets: OpenAI chat lines ({"messages": [...]}), or prompt/completion and question/answer pairs."""
+"""Reads fine-tuning sets: OpenAI chat lines ({"messages": [...]}), or prompt/completion and question/answer pairs.
+
+A line may also carry "context": a list of source texts (or {"name", "text"} objects). Such an
+example is rendered with the grounded prompt that RAG and hybrid use, its last user turn as the
+question, so the adapter also learns to answer from sources in the house style.
+"""
 
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.prompts import ContextSource, grounded_messages
 from core.scenario import Report, read_jsonl
 
 ROLES = ("system", "user", "assistant")
@@ -43,6 +49,32 @@ def _problem(messages: list) -> str | None:
     return None
 
 
+def _context(row: dict) -> list[ContextSource] | str | None:
+    if "context" not in row:
+        return None
+    items = row["context"]
+    if not isinstance(items, list) or not items:
+        return "context must be a non-empty list of source texts"
+    sources = []
+    for number, item in enumerate(items, 1):
+        if isinstance(item, str) and item.strip():
+            sources.append(ContextSource(name=f"source {number}", text=item))
+        elif isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
+            sources.append(ContextSource(name=str(item.get("name") or f"source {number}"), text=item["text"]))
+        else:
+            return f"context item {number} must be a non-empty string or {{name, text}}"
+    return sources
+
+
+def _grounded(messages: list[dict], sources: list[ContextSource], system_prompt: str | None) -> list[dict] | str:
+    """Renders a [system?, user, assistant] example through the grounded prompt."""
+    turns = [m for m in messages if m["role"] != "system"]
+    if [m["role"] for m in turns] != ["user", "assistant"]:
+        return "an example with context must be one user turn and one assistant turn"
+    system = next((m["content"] for m in messages if m["role"] == "system"), system_prompt or "")
+    return grounded_messages(system, turns[0]["content"], sources) + [turns[1]]
+
+
 def load_chat_dataset(path: Path, system_prompt: str | None = None) -> ChatDataset:
     """Parses every line; the system prompt is added where an example has none, as at answer time."""
     report = Report()
@@ -54,7 +86,16 @@ def load_chat_dataset(path: Path, system_prompt: str | None = None) -> ChatDatas
             report.add(f"{path}:{number}", problem)
             continue
         messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-        if system_prompt and messages[0]["role"] != "system":
+        sources = _context(row)
+        if isinstance(sources, str):
+            report.add(f"{path}:{number}", sources)
+            continue
+        if sources:
+            messages = _grounded(messages, sources, system_prompt)
+            if isinstance(messages, str):
+                report.add(f"{path}:{number}", messages)
+                continue
+        elif system_prompt and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": system_prompt})
         dataset.examples.append(messages)
     if not dataset.examples and not report.problems:

@@ -25,8 +25,8 @@ IGNORE = -100
 
 @dataclass
 class TrainConfig:
-    epochs: int = field(default=4, metadata={"help": "Passes over the training examples."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW step size for the LoRA weights."})
+    epochs: int = field(default=2, metadata={"help": "Passes over the training examples."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "AdamW step size for the LoRA weights."})
     rank: int = field(default=16, metadata={"help": "LoRA rank: capacity of the adapter."})
     alpha: int = field(default=32, metadata={"help": "LoRA scaling; the update is scaled by alpha/rank."})
     dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA path."})
@@ -127,7 +127,8 @@ def train_adapter(
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = resolve_device(settings)
-    # fp32 on CPU: there bf16 matrix products ran 6-70x slower than fp32 (no native bf16 on AVX2).
+    # fp32 on CPU: gradients need the matrix products, which bf16 slows down badly without native
+    # bf16 instructions (see model_store.resolve_dtype).
     loaded = load_model(settings, dtype=resolve_dtype(settings, device) if device == "cuda" else torch.float32)
     tokenizer, device = loaded.tokenizer, loaded.device
     examples = [tokenize_example(tokenizer, m, config.max_seq_len) for m in dataset.examples]

@@ -1,5 +1,12 @@
-"""The two prompts every mode uses: plain (base, fine-tuned) and grounded (RAG, hybrid)."""
+"""The two prompts every mode uses: plain (base, fine-tuned) and grounded (RAG, hybrid).
 
+Training renders its grounded examples through the same template, so an adapter learns exactly the
+prompt that hybrid mode will show it.
+"""
+
+from dataclasses import dataclass
+
+from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 GROUNDED_RULES = (
@@ -32,3 +39,19 @@ def format_sources(sources: list) -> str:
         text = source.text.replace("</source>", "</ source>")  # a document cannot close its own frame
         blocks.append(f'[{number}] <source name="{source.name}">\n{text}\n</source>')
     return "\n".join(blocks)
+
+
+@dataclass(frozen=True)
+class ContextSource:
+    """A source given inline (a training example's context), shaped like a retrieved one."""
+
+    name: str
+    text: str
+
+
+def grounded_messages(system_prompt: str, question: str, sources: list, history: list | None = None) -> list[dict]:
+    """The grounded prompt as chat messages, exactly as RAG and hybrid render it."""
+    messages = GROUNDED_PROMPT.format_messages(
+        system_prompt=system_prompt, history=history or [], question=question, sources=format_sources(sources)
+    )
+    return convert_to_openai_messages(messages)

@@ -1,6 +1,7 @@
 """Every page under Streamlit's AppTest, with the real model: it renders, and a chat turn yields an answer."""
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
@@ -23,7 +24,7 @@ def test_home_page_shows_modes_and_status(sample):
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "RAG vs Fine-Tuning Lab" in at.title[0].value
-    assert "SmolLM2-135M-Instruct" in [m.value for m in at.metric]
+    assert "SmolLM2-135M-Instruct" in text and at.metric[0].value == "9"
     assert "Questions to try" in [s.value for s in at.subheader] and "retrieval" in text
     assert at.sidebar.selectbox[0].value == "lumen_support"
 
@@ -63,3 +64,30 @@ def test_hostile_input_is_shown_as_text(sample):
     at.chat_input[0].set_value("<img src=x onerror=alert(1)> ![x](http://evil.example/a.png) costs $5").run()
     shown = at.chat_message[0].markdown[0].value
     assert "\\<img" in shown and "!\\[x\\](" in shown and "\\$5" in shown  # escaped: shown as text
+
+
+def test_first_launch_trains_the_missing_adapter_in_the_background(tmp_path, monkeypatch, lab):
+    """A scenario without an adapter: the page starts a background job and shows its progress."""
+    from core import jobs
+    from core.settings import get_settings
+
+    (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LAB_AUTO_TRAIN", "1")
+    get_settings.cache_clear()
+    started = []
+    # The job itself is tested for real in test_jobs; here only the page's wiring is under test.
+    monkeypatch.setattr(jobs, "_spawn_worker", lambda settings, job_id: started.append(job_id))
+    st.cache_resource.clear()  # the cached Lab belongs to the suite's data dir
+    try:
+        at = AppTest.from_file(APP, default_timeout=300)
+        at.run()
+        at.switch_page("pages/finetuned.py")
+        at.run()
+        assert not at.exception
+        assert started == [1]
+        assert "trained in the background" in at.info[0].value
+        assert len(at.chat_input) == 0  # no chat until the adapter exists
+    finally:
+        get_settings.cache_clear()
+        st.cache_resource.clear()
