@@ -25,6 +25,7 @@ run: prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
 test: prepare
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -11,9 +11,7 @@ st.set_page_config(page_title="RAG vs Fine-Tuning Lab", page_icon="🧪", layout
 navigation = st.navigation(
     {
         "Lab": [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)],
-        "Chat": [
-            st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES
-        ],
+        "Chat": [st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES],
     }
 )
 render_sidebar()

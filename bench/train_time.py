@@ -40,7 +40,9 @@ def main() -> None:
 
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
         "sample_adapter_training": {
             "wall_s": round(train_wall, 1),
@@ -51,8 +53,13 @@ def main() -> None:
             "final_val_loss": adapter.metadata["final_val_loss"],
         },
         "answers": {
-            mode: {"ttft_s": a.ttft_s, "total_s": a.total_s, "completion_tokens": a.completion_tokens,
-                   "tokens_per_s": a.tokens_per_s, "prompt_tokens": a.prompt_tokens}
+            mode: {
+                "ttft_s": a.ttft_s,
+                "total_s": a.total_s,
+                "completion_tokens": a.completion_tokens,
+                "tokens_per_s": a.tokens_per_s,
+                "prompt_tokens": a.prompt_tokens,
+            }
             for mode, a in answers.items()
         },
     }
@@ -60,11 +67,15 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2) + "\n")
 
     t = results["sample_adapter_training"]
-    print(f"Sample adapter training: {t['wall_s']} s wall, {t['train_tokens']} tokens, {t['tokens_per_s']} tok/s, "
-          f"{t['epochs']} epochs, loss {t['final_loss']}, val loss {t['final_val_loss']}")
+    print(
+        f"Sample adapter training: {t['wall_s']} s wall, {t['train_tokens']} tokens, {t['tokens_per_s']} tok/s, "
+        f"{t['epochs']} epochs, loss {t['final_loss']}, val loss {t['final_val_loss']}"
+    )
     print(f"{'mode':<10} {'TTFT s':>7} {'total s':>8} {'tokens':>7} {'tok/s':>6} {'prompt':>7}")
     for mode, a in results["answers"].items():
-        print(f"{mode:<10} {a['ttft_s']:>7.2f} {a['total_s']:>8.2f} {a['completion_tokens']:>7} {a['tokens_per_s']:>6.1f} {a['prompt_tokens']:>7}")
+        print(
+            f"{mode:<10} {a['ttft_s']:>7.2f} {a['total_s']:>8.2f} {a['completion_tokens']:>7} {a['tokens_per_s']:>6.1f} {a['prompt_tokens']:>7}"
+        )
     print(f"wrote {out}", file=sys.stderr)
 
 

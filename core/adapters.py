@@ -50,7 +50,9 @@ def _read(path: Path) -> AdapterInfo | None:
 
 def list_adapters(data_dir: Path, scenario: str) -> list[AdapterInfo]:
     root = adapters_dir(data_dir, scenario)
-    found = [_read(p) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    found = (
+        [_read(p) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    )
     return [a for a in found if a]
 
 

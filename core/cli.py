@@ -37,7 +37,9 @@ def _train(lab, scenario) -> None:
 
     def show(p) -> None:
         val = f", val loss {p.val_loss:.3f}" if p.val_loss is not None else ""
-        _say(f"  step {p.step}/{p.total_steps} (epoch {p.epoch}) loss {p.loss:.3f}{val}, {p.tokens_per_s:.0f} tok/s, ETA {p.eta_s:.0f} s")
+        _say(
+            f"  step {p.step}/{p.total_steps} (epoch {p.epoch}) loss {p.loss:.3f}{val}, {p.tokens_per_s:.0f} tok/s, ETA {p.eta_s:.0f} s"
+        )
 
     _say(f"Training a LoRA adapter for {scenario.name} ...")
     info = train_adapter(lab.settings, scenario, TrainConfig(), on_progress=show)
@@ -94,7 +96,9 @@ def cmd_ask(args) -> int:
         print(piece, end="", flush=True)
     print()
     answer = stream.answer
-    _say(f"[{args.mode}] {answer.completion_tokens} tokens in {answer.total_s:.2f} s, first token {answer.ttft_s or 0:.2f} s")
+    _say(
+        f"[{args.mode}] {answer.completion_tokens} tokens in {answer.total_s:.2f} s, first token {answer.ttft_s or 0:.2f} s"
+    )
     for number, source in enumerate(answer.sources, 1):
         _say(f"  [{number}] {source.name} (score {source.score:.2f})")
     return 0

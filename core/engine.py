@@ -142,7 +142,9 @@ class Engine:
             dropped += 1
             ids = self._template(messages)
         if dropped:
-            notes.append(f"The conversation was too long for the model's context; the {dropped} oldest turn(s) were left out.")
+            notes.append(
+                f"The conversation was too long for the model's context; the {dropped} oldest turn(s) were left out."
+            )
         if len(ids) > budget:
             last = messages[-1]
             content_ids = self.tokenizer.encode(last["content"], add_special_tokens=False)
@@ -156,7 +158,9 @@ class Engine:
         return ids, notes
 
     def _template(self, messages: list[dict]) -> list[int]:
-        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
+        return list(
+            self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+        )
 
     @staticmethod
     def _droppable_turn(messages: list[dict]) -> int | None:
@@ -184,7 +188,9 @@ class Engine:
             stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
         )
         failure: list[BaseException] = []
-        worker = threading.Thread(target=self._generate, args=(rows, kwargs, decoding.seed, tokens_queue, failure), daemon=True)
+        worker = threading.Thread(
+            target=self._generate, args=(rows, kwargs, decoding.seed, tokens_queue, failure), daemon=True
+        )
         worker.start()
 
         generated: list[list[int]] = [[] for _ in rows]

@@ -80,7 +80,9 @@ def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> list[in
     if not messages:
         return []
     return list(
-        tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt, tokenize=True, return_dict=False)
+        tokenizer.apply_chat_template(
+            messages, add_generation_prompt=generation_prompt, tokenize=True, return_dict=False
+        )
     )
 
 
@@ -180,7 +182,14 @@ def train_adapter(
             last_of_epoch = step % steps_per_epoch == 0 or step == total_steps
             if last_of_epoch and val_set:
                 val_loss = _validation_loss(model, val_set, config.batch_size, tokenizer.pad_token_id, device)
-            history.append({"step": step, "epoch": epoch, "loss": round(loss.item(), 4), "val_loss": val_loss if last_of_epoch else None})
+            history.append(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": round(loss.item(), 4),
+                    "val_loss": val_loss if last_of_epoch else None,
+                }
+            )
             if on_progress:
                 on_progress(
                     Progress(

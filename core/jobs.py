@@ -29,7 +29,9 @@ def _now() -> float:
     return time.time()
 
 
-def submit_training(settings: Settings, scenario_path: Path, config: TrainConfig | None = None, dataset: Path | None = None) -> int:
+def submit_training(
+    settings: Settings, scenario_path: Path, config: TrainConfig | None = None, dataset: Path | None = None
+) -> int:
     """Queues a training job and starts its process; an already queued or running job for the scenario is reused."""
     scenario = load_scenario(scenario_path)
     config = config or TrainConfig()
@@ -44,7 +46,14 @@ def submit_training(settings: Settings, scenario_path: Path, config: TrainConfig
         job_id = db.execute(
             "INSERT INTO jobs (kind, scenario, scenario_path, status, config, dataset, created_at, heartbeat_at) "
             "VALUES ('train', ?, ?, 'queued', ?, ?, ?, ?)",
-            (scenario.name, str(scenario.path), json.dumps(asdict(config)), str(dataset) if dataset else None, _now(), _now()),
+            (
+                scenario.name,
+                str(scenario.path),
+                json.dumps(asdict(config)),
+                str(dataset) if dataset else None,
+                _now(),
+                _now(),
+            ),
         ).lastrowid
     _spawn_worker(settings, job_id)
     return job_id
@@ -119,7 +128,11 @@ def reap_dead_jobs(settings: Settings) -> None:
             if stale and not _alive(row["pid"]):
                 db.execute(
                     "UPDATE jobs SET status = 'failed', finished_at = ?, message = ? WHERE id = ?",
-                    (_now(), "The training process stopped unexpectedly (killed or crashed); nothing was published.", row["id"]),
+                    (
+                        _now(),
+                        "The training process stopped unexpectedly (killed or crashed); nothing was published.",
+                        row["id"],
+                    ),
                 )
 
 
@@ -136,7 +149,10 @@ def run_job(settings: Settings, job_id: int) -> None:
             _finish(settings, job_id, "cancelled", "Cancelled before it started.")
             return
         with connect(settings.data_dir) as db:
-            db.execute("UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?", (_now(), os.getpid(), job_id))
+            db.execute(
+                "UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?",
+                (_now(), os.getpid(), job_id),
+            )
         try:
             info = train_adapter(
                 settings,
@@ -173,8 +189,17 @@ def _record_progress(settings: Settings, job_id: int, progress: Progress) -> Non
         db.execute(
             "UPDATE jobs SET step = ?, total_steps = ?, loss = ?, val_loss = ?, tokens_per_s = ?, eta_s = ?, "
             "history = ?, heartbeat_at = ? WHERE id = ?",
-            (progress.step, progress.total_steps, progress.loss, progress.val_loss, progress.tokens_per_s,
-             progress.eta_s, json.dumps(history), _now(), job_id),
+            (
+                progress.step,
+                progress.total_steps,
+                progress.loss,
+                progress.val_loss,
+                progress.tokens_per_s,
+                progress.eta_s,
+                json.dumps(history),
+                _now(),
+                job_id,
+            ),
         )
         cancel = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
     if cancel:

@@ -127,7 +127,12 @@ class KnowledgeBase:
             return []
         hits = self.store.similarity_search_with_relevance_scores(query, k=k)
         return [
-            Source(name=doc.metadata["source"], text=doc.page_content, score=round(float(score), 4), chunk=doc.metadata["chunk"])
+            Source(
+                name=doc.metadata["source"],
+                text=doc.page_content,
+                score=round(float(score), 4),
+                chunk=doc.metadata["chunk"],
+            )
             for doc, score in hits
         ]
 

@@ -12,7 +12,7 @@ from core.chat_model import LocalChatModel
 from core.engine import Decoding, Engine
 from core.jobs import latest_job, submit_training
 from core.knowledge_base import KnowledgeBase
-from core.model_store import bundled_embeddings_dir, load_model
+from core.model_store import bundled_embeddings_dir, load_model, resolve_device
 from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain
 from core.scenario import Scenario, ScenarioError, list_scenarios
 from core.settings import Settings
@@ -46,10 +46,14 @@ class Lab:
 
                 self._embeddings = HuggingFaceEmbeddings(
                     model_name=str(bundled_embeddings_dir()),
-                    model_kwargs={"device": self.engine.device if self._engine else "cpu"},
+                    model_kwargs={"device": resolve_device(self.settings)},
                     encode_kwargs={"normalize_embeddings": True},
                 )
             return self._embeddings
+
+    def warm_up(self) -> None:
+        """Loads the model and the embeddings now rather than inside the first answer."""
+        _ = self.engine, self.embeddings
 
     def knowledge_base(self, scenario: Scenario) -> KnowledgeBase:
         with self._lock:

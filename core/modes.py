@@ -44,7 +44,9 @@ class Answer:
 def build_chain(mode: str, llm: LocalChatModel, retrieve) -> Runnable:
     """Input {"question", "history", "system_prompt"}; streams {"sources": [...]} then {"answer": chunk}s."""
     if mode in RETRIEVAL_MODES:
-        prompt = RunnablePassthrough.assign(sources=RunnableLambda(lambda x: retrieve(x["question"]))) | RunnablePassthrough.assign(
+        prompt = RunnablePassthrough.assign(
+            sources=RunnableLambda(lambda x: retrieve(x["question"]))
+        ) | RunnablePassthrough.assign(
             answer=RunnableLambda(lambda x: {**x, "sources": format_sources(x["sources"])}) | GROUNDED_PROMPT | llm
         )
         return prompt

@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     scenarios_dir: Path = Field(Path("scenarios"), description="Folder of scenario folders.")
     default_scenario: str = Field("lumen_support", description="Scenario selected when the app opens.")
 
-    auto_train: bool = Field(True, description="Train a scenario's missing adapter in the background when the app opens it.")
+    auto_train: bool = Field(
+        True, description="Train a scenario's missing adapter in the background when the app opens it."
+    )
 
     model: str = Field(
         BUNDLED_MODEL,

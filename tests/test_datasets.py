@@ -18,7 +18,13 @@ def test_formats_are_converted_and_system_prompt_added(tmp_path):
             {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
             {"prompt": "c", "completion": "d"},
             {"question": "e", "answer": "f"},
-            {"messages": [{"role": "system", "content": "own"}, {"role": "user", "content": "g"}, {"role": "assistant", "content": "h"}]},
+            {
+                "messages": [
+                    {"role": "system", "content": "own"},
+                    {"role": "user", "content": "g"},
+                    {"role": "assistant", "content": "h"},
+                ]
+            },
         ],
     )
     dataset = load_chat_dataset(path, "SYS")

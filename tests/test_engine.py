@@ -6,10 +6,16 @@ from transformers import AutoModelForCausalLM
 from core.engine import Decoding, DoneEvent, Row, TextEvent
 from core.model_store import model_source
 
-QUESTION = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Name a colour."}]
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Name a colour."},
+]
 
 
-def _generate_text(lab, messages, adapter=None, decoding=Decoding(max_new_tokens=16)):
+SHORT = Decoding(max_new_tokens=16)
+
+
+def _generate_text(lab, messages, adapter=None, decoding=SHORT):
     pieces, stats = [], None
     for event in lab.engine.stream(messages, adapter, decoding):
         if isinstance(event, str):
@@ -28,7 +34,9 @@ def test_base_equals_the_plain_model_token_for_token(lab, sample):
 
     source, _ = model_source(lab.settings)
     plain = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype).eval()
-    ids = lab.engine.tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = lab.engine.tokenizer.apply_chat_template(
+        QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.inference_mode():
         output = plain.generate(**ids, do_sample=False, max_new_tokens=20, repetition_penalty=1.1)
     plain_ids = output[0, ids["input_ids"].shape[1] :].tolist()
@@ -83,7 +91,9 @@ def test_old_turns_are_dropped_before_the_question_is_cut(lab):
 
 
 def test_stats_and_limit_note(lab):
-    text, stats = _generate_text(lab, [{"role": "user", "content": "Count from one to fifty."}], None, Decoding(max_new_tokens=5))
+    text, stats = _generate_text(
+        lab, [{"role": "user", "content": "Count from one to fifty."}], None, Decoding(max_new_tokens=5)
+    )
     assert stats.completion_tokens == 5
     assert stats.ttft_s is not None and stats.total_s >= stats.ttft_s
     assert any("max-new-tokens" in note for note in stats.notes)

@@ -47,9 +47,15 @@ def test_kill_9_marks_the_job_failed_and_keeps_the_old_adapter(job_settings):
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     job = _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
     os.kill(job["pid"], signal.SIGKILL)
-    job = _wait(job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", limit_s=60)
+    job = _wait(
+        job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", limit_s=60
+    )
     assert "stopped unexpectedly" in job["message"]
     assert active_adapter(job_settings.data_dir, "lumen_support") == before
     assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [before.name]
-    leftovers = [p.name for p in (job_settings.data_dir / "adapters" / "lumen_support").iterdir() if p.name.startswith(".staging")]
+    leftovers = [
+        p.name
+        for p in (job_settings.data_dir / "adapters" / "lumen_support").iterdir()
+        if p.name.startswith(".staging")
+    ]
     assert leftovers == []

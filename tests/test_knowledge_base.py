@@ -71,7 +71,11 @@ def test_loaders_read_html_and_pdf(tmp_path):
 
 @pytest.mark.parametrize(
     "name, content, reason",
-    [("empty.txt", b"", "no text"), ("fake.pdf", b"\x00\x01not a pdf at all", "could not be read"), ("x.exe", b"MZ", "unsupported")],
+    [
+        ("empty.txt", b"", "no text"),
+        ("fake.pdf", b"\x00\x01not a pdf at all", "could not be read"),
+        ("x.exe", b"MZ", "unsupported"),
+    ],
 )
 def test_unreadable_files_are_refused_and_change_nothing(kb, docs, tmp_path, name, content, reason):
     kb.ingest_folder(docs)

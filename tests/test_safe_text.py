@@ -20,7 +20,7 @@ def _unescaped_specials(escaped: str) -> list[str]:
 
 
 def test_markup_is_escaped():
-    hostile = 'Pay $5 or $10 ![x](http://evil.example/a.png) <img src=x onerror=alert(1)> :red[hi] \\$'
+    hostile = "Pay $5 or $10 ![x](http://evil.example/a.png) <img src=x onerror=alert(1)> :red[hi] \\$"
     escaped = escape_markdown(hostile)
     assert _unescaped_specials(escaped) == []
     assert "\\<img" in escaped and "!\\[x\\](" in escaped and "\\$5" in escaped

@@ -14,7 +14,12 @@ MODE_HELP = {
     "finetuned": "The base model with this scenario's LoRA adapter: it learned the house style and facts from train.jsonl.",
     "hybrid": "The fine-tuned model plus retrieval: house style from the adapter, current facts from the knowledge base.",
 }
-MODE_ICONS = {"base": ":material/deployed_code:", "rag": ":material/menu_book:", "finetuned": ":material/tune:", "hybrid": ":material/join:"}
+MODE_ICONS = {
+    "base": ":material/deployed_code:",
+    "rag": ":material/menu_book:",
+    "finetuned": ":material/tune:",
+    "hybrid": ":material/join:",
+}
 
 
 def render_mode_page(mode: str) -> None:

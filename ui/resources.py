@@ -11,8 +11,7 @@ from core.settings import get_settings
 @st.cache_resource(show_spinner="Loading the model and embeddings…")
 def _load_lab() -> Lab:
     lab = Lab(get_settings())
-    lab.engine  # load now, once, rather than inside the first answer
-    lab.embeddings
+    lab.warm_up()
     return lab
 
 
