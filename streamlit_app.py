@@ -1,18 +1,15 @@
-"""RAG vs Fine-Tuning Lab: page config, navigation over pages/, and the shared sidebar."""
+"""RAG vs Fine-Tuning Lab: the router over pages/. Each page draws the shared frame (ui.sidebar.page_frame)."""
 
 import streamlit as st
 
 from core.modes import MODE_LABELS, MODES
-from ui.chat import MODE_ICONS
-from ui.sidebar import render_sidebar
+from ui.sidebar import MODE_ICONS
 
-st.set_page_config(page_title="RAG vs Fine-Tuning Lab", page_icon="🧪", layout="wide")
-
+# The sidebar's links come from ui.sidebar, so they look the same even when Streamlit serves a
+# pages/ script directly (a server's very first session opened on a sub-page skips the router).
 navigation = st.navigation(
-    {
-        "Lab": [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)],
-        "Chat": [st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES],
-    }
+    [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)]
+    + [st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES],
+    position="hidden",
 )
-render_sidebar()
 navigation.run()

@@ -5,10 +5,11 @@ import streamlit as st
 from core.modes import MODE_LABELS, MODES
 from core.safe_text import escape_markdown
 from core.scenario import load_eval_questions
-from ui.chat import MODE_HELP, MODE_ICONS
+from ui.chat import MODE_HELP
 from ui.resources import current_scenario, get_lab
-from ui.sidebar import adapter_summary
+from ui.sidebar import MODE_ICONS, adapter_summary, page_frame
 
+page_frame()
 lab = get_lab()
 scenario = current_scenario()
 status = lab.status(scenario)

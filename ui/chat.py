@@ -6,6 +6,7 @@ from core.lab import AdapterNotReady
 from core.modes import ADAPTER_MODES, MODE_LABELS, Answer
 from core.safe_text import escape_markdown
 from ui.resources import current_scenario, get_lab
+from ui.sidebar import MODE_ICONS, page_frame
 from ui.training import render_adapter_wait
 
 MODE_HELP = {
@@ -14,15 +15,10 @@ MODE_HELP = {
     "finetuned": "The base model with this scenario's LoRA adapter: it learned the house style and facts from train.jsonl.",
     "hybrid": "The fine-tuned model plus retrieval: house style from the adapter, current facts from the knowledge base.",
 }
-MODE_ICONS = {
-    "base": ":material/deployed_code:",
-    "rag": ":material/menu_book:",
-    "finetuned": ":material/tune:",
-    "hybrid": ":material/join:",
-}
 
 
 def render_mode_page(mode: str) -> None:
+    page_frame()
     lab = get_lab()
     scenario = current_scenario()
     st.title(f"{MODE_ICONS[mode]} {MODE_LABELS[mode]}")

@@ -1,14 +1,31 @@
-"""The sidebar every page shares: scenario picker and a compact status."""
+"""The frame every page shares: page config, and a sidebar with links, scenario picker and status."""
 
 import streamlit as st
 
+from core.modes import MODE_LABELS, MODES
 from ui.resources import current_scenario, get_lab
+
+MODE_ICONS = {
+    "base": ":material/deployed_code:",
+    "rag": ":material/menu_book:",
+    "finetuned": ":material/tune:",
+    "hybrid": ":material/join:",
+}
+
+
+def page_frame() -> None:
+    st.set_page_config(page_title="RAG vs Fine-Tuning Lab", page_icon="🧪", layout="wide")
+    render_sidebar()
 
 
 def render_sidebar() -> None:
     lab = get_lab()
     scenarios = {s.name: s for s in lab.scenarios()}
     with st.sidebar:
+        st.page_link("pages/home.py", label="Overview", icon=":material/home:")
+        for mode in MODES:
+            st.page_link(f"pages/{mode}.py", label=MODE_LABELS[mode], icon=MODE_ICONS[mode])
+        st.divider()
         current = current_scenario()
         st.selectbox(
             "Scenario",
