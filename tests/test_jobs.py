@@ -8,7 +8,7 @@ import pytest
 
 from core.adapters import active_adapter, list_adapters
 from core.finetune import TrainConfig
-from core.jobs import get_job, reap_dead_jobs, submit_training
+from core.jobs import get_job, reap_dead_jobs, request_cancel, submit_training
 from tests.conftest import QUICK_TRAINING, SAMPLE
 
 
@@ -59,3 +59,13 @@ def test_kill_9_marks_the_job_failed_and_keeps_the_old_adapter(job_settings):
         if p.name.startswith(".staging")
     ]
     assert leftovers == []
+
+
+def test_cancel_stops_the_job_and_publishes_nothing(job_settings):
+    job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
+    _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
+    request_cancel(job_settings, job_id)
+    job = _wait(job_settings, job_id, lambda j: j["status"] not in ("queued", "running"))
+    assert job["status"] == "cancelled" and job["step"] < 500
+    assert active_adapter(job_settings.data_dir, "lumen_support") is None
+    assert list_adapters(job_settings.data_dir, "lumen_support") == []

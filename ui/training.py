@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.jobs import get_job, submit_training
+from core.jobs import get_job, request_cancel, submit_training
 from core.scenario import Scenario
 from ui.resources import get_lab
 
@@ -37,6 +37,8 @@ def _progress(job_id: int) -> None:
     if job["status"] == "queued" or not job["total_steps"]:
         st.progress(0.0, text="Waiting to start (loading the model, or another training job runs first)…")
         return
+    if st.button("Cancel training", icon=":material/stop:", key=f"cancel-{job_id}"):
+        request_cancel(lab.settings, job_id)
     done = job["step"] / job["total_steps"]
     st.progress(done, text=f"Step {job['step']} of {job['total_steps']} · about {job['eta_s']:.0f} s left")
     loss = f"loss {job['loss']:.3f}" if job["loss"] is not None else ""
