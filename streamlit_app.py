@@ -3,13 +3,14 @@
 import streamlit as st
 
 from core.modes import MODE_LABELS, MODES
-from ui.sidebar import MODE_ICONS
+from ui.sidebar import EXTRA_PAGES, MODE_ICONS
 
 # The sidebar's links come from ui.sidebar, so they look the same even when Streamlit serves a
 # pages/ script directly (a server's very first session opened on a sub-page skips the router).
 navigation = st.navigation(
     [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)]
-    + [st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES],
+    + [st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES]
+    + [st.Page(path, title=title, icon=icon) for path, title, icon in EXTRA_PAGES],
     position="hidden",
 )
 navigation.run()

@@ -16,6 +16,10 @@ METADATA_FILE = "lab_adapter.json"
 ACTIVE_FILE = "ACTIVE"
 
 
+class AdapterNotReady(RuntimeError):
+    """The mode needs a fine-tuned adapter and the scenario has none yet (or not the one named)."""
+
+
 @dataclass(frozen=True)
 class AdapterInfo:
     name: str

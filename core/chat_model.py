@@ -64,13 +64,6 @@ def _final_chunk(stats: RowStats, model_name: str, adapter: str | None) -> AIMes
             "output_tokens": stats.completion_tokens,
             "total_tokens": stats.prompt_tokens + stats.completion_tokens,
         },
-        response_metadata={
-            "model_name": model_name,
-            "adapter": adapter,
-            "ttft_s": stats.ttft_s,
-            "total_s": stats.total_s,
-            "tokens_per_s": stats.tokens_per_s,
-            "notes": list(stats.notes),
-        },
+        response_metadata={"model_name": model_name, "adapter": adapter, **stats.to_dict()},
         chunk_position="last",
     )

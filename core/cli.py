@@ -1,10 +1,12 @@
-"""Command line: prepare, ingest, train, ask (and train-job, the body of a background training process)."""
+"""Command line: prepare, validate, ingest, train, ask, compare (and train-job, the body of a background
+training process)."""
 
 import argparse
 import json
 import sys
 from pathlib import Path
 
+from core.adapters import AdapterNotReady
 from core.model_store import MissingModelError
 from core.scenario import ScenarioError, load_scenario, validate_scenario
 from core.settings import get_settings
@@ -104,6 +106,38 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from core.compare import Column
+
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown or len(modes) < 2 or len(set(modes)) != len(modes):
+        raise ValueError(f"--modes takes two or more different modes from {','.join(MODES)}")
+    scenario = load_scenario(args.scenario)
+    lab = _lab()
+    if not lab.knowledge_base(scenario).chunk_count():
+        _ingest(lab, scenario)
+    if any(mode in ("finetuned", "hybrid") for mode in modes) and lab.active_adapter(scenario) is None:
+        _train(lab, scenario)
+    stream = lab.compare(scenario, [Column(mode, args.adapter) for mode in modes], args.question)
+    answers = stream.collect()
+    if args.json:
+        result = {
+            "scenario": scenario.name,
+            "question": args.question,
+            "decoding": stream.decoding.__dict__,
+            "wall_s": stream.wall_s,
+            "answers": {answer.mode: answer.to_dict() for answer in answers},
+        }
+        print(json.dumps(result, indent=2))
+        return 0
+    for answer in answers:
+        print(f"## {answer.mode}\n{answer.text}\n")
+        _say(f"[{answer.mode}] {answer.completion_tokens} tokens, first token {answer.ttft_s or 0:.2f} s")
+    _say(f"All {len(answers)} answers in one batch: {stream.wall_s:.2f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="RAG vs Fine-Tuning Lab command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.set_defaults(run=cmd_ask)
 
+    compare = commands.add_parser("compare", help="ask one question in several modes at once (one batch)")
+    compare.add_argument("--scenario", type=Path, required=True, metavar="SCENARIO_DIR")
+    compare.add_argument("--modes", default=",".join(MODES), help="comma-separated, two or more (default: all)")
+    compare.add_argument("--adapter", help="adapter for finetuned/hybrid (default: the active one)")
+    compare.add_argument("--json", action="store_true", help="print every answer object and the batch's wall time")
+    compare.add_argument("question")
+    compare.set_defaults(run=cmd_compare)
+
     job = commands.add_parser("train-job", help=argparse.SUPPRESS)
     job.add_argument("job_id", type=int)
     job.set_defaults(run=cmd_train_job)
@@ -138,6 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ScenarioError, MissingModelError, ValueError) as error:
+    except (ScenarioError, MissingModelError, AdapterNotReady, ValueError) as error:
         _say(f"error: {error}")
         return 2

@@ -29,6 +29,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     adapter TEXT,
     message TEXT
 );
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    comparison_id TEXT NOT NULL UNIQUE,  -- one vote per comparison
+    scenario TEXT NOT NULL,
+    question TEXT NOT NULL,
+    model TEXT NOT NULL,
+    decoding TEXT NOT NULL,              -- JSON Decoding
+    entries TEXT NOT NULL,               -- JSON list, in the order shown: label, column, mode, adapter, text...
+    choice TEXT NOT NULL,                -- a label ("A", "B", ...), "tie" or "all_bad"
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS votes_by_scenario ON votes (scenario, created_at);
 """
 
 

@@ -63,6 +63,16 @@ class RowStats:
             return 0.0
         return (self.completion_tokens - 1) / decode_s
 
+    def to_dict(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "ttft_s": self.ttft_s,
+            "total_s": self.total_s,
+            "tokens_per_s": self.tokens_per_s,
+            "notes": list(self.notes),
+        }
+
 
 @dataclass
 class TextEvent:

@@ -7,19 +7,16 @@ use, and is safe to share between threads (Streamlit sessions).
 import threading
 from pathlib import Path
 
-from core.adapters import AdapterInfo, active_adapter
+from core.adapters import AdapterInfo, AdapterNotReady, active_adapter, list_adapters
 from core.chat_model import LocalChatModel
+from core.compare import Column, ComparisonStream
 from core.engine import Decoding, Engine
 from core.jobs import latest_job, submit_training
 from core.knowledge_base import KnowledgeBase
 from core.model_store import bundled_embeddings_dir, load_model, resolve_device
-from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain
+from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
 from core.scenario import Scenario, ScenarioError, list_scenarios
 from core.settings import Settings
-
-
-class AdapterNotReady(RuntimeError):
-    """The mode needs a fine-tuned adapter and the scenario has none yet."""
 
 
 class Lab:
@@ -98,28 +95,81 @@ class Lab:
             submit_training(self.settings, scenario.path)
         return latest_job(self.settings, scenario.name)
 
-    def _adapter_name(self, scenario: Scenario) -> str:
-        adapter = self.active_adapter(scenario)
-        if adapter is None:
-            raise AdapterNotReady(f"Scenario {scenario.name!r} has no fine-tuned adapter yet.")
+    def adapters(self, scenario: Scenario) -> list[AdapterInfo]:
+        return list_adapters(self.settings.data_dir, scenario.name)
+
+    def load_adapter(self, scenario: Scenario, name: str | None = None) -> AdapterInfo:
+        """Loads the named adapter (default: the active one) into the engine, once."""
+        if name is None:
+            adapter = self.active_adapter(scenario)
+            if adapter is None:
+                raise AdapterNotReady(f"Scenario {scenario.name!r} has no fine-tuned adapter yet.")
+        else:
+            adapter = next((a for a in self.adapters(scenario) if a.name == name), None)
+            if adapter is None:
+                raise AdapterNotReady(f"Scenario {scenario.name!r} has no adapter named {name!r}.")
         self.engine.ensure_adapter(adapter.engine_name, adapter.path)
-        return adapter.engine_name
+        return adapter
 
     # --- answers ------------------------------------------------------------------------------
     def decoding(self) -> Decoding:
         s = self.settings
         return Decoding(s.max_new_tokens, s.temperature, s.top_p, s.repetition_penalty, s.seed)
 
-    def ask(self, scenario: Scenario, mode: str, question: str, history: list[dict] | None = None) -> AnswerStream:
-        """An answer to stream; raises AdapterNotReady for finetuned/hybrid before the adapter exists."""
+    def _retriever(self, scenario: Scenario):
+        knowledge_base = self.knowledge_base(scenario)
+        return lambda question: knowledge_base.search(question, self.settings.retrieval_k)
+
+    def ask(
+        self,
+        scenario: Scenario,
+        mode: str,
+        question: str,
+        history: list[dict] | None = None,
+        adapter: str | None = None,
+    ) -> AnswerStream:
+        """An answer to stream. finetuned/hybrid use `adapter` (default: the active one) and raise
+        AdapterNotReady when there is none."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        adapter = self._adapter_name(scenario) if mode in ADAPTER_MODES else None
-        llm = LocalChatModel(engine=self.engine, adapter=adapter, decoding=self.decoding())
-        knowledge_base = self.knowledge_base(scenario)
-        chain = build_chain(mode, llm, lambda q: knowledge_base.search(q, self.settings.retrieval_k))
+        info = self.load_adapter(scenario, adapter) if mode in ADAPTER_MODES else None
+        llm = LocalChatModel(engine=self.engine, adapter=info and info.engine_name, decoding=self.decoding())
+        chain = build_chain(mode, llm, self._retriever(scenario))
         inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
-        return AnswerStream(chain, inputs, Answer(mode=mode, question=question, adapter=adapter))
+        return AnswerStream(chain, inputs, Answer(mode=mode, question=question, adapter=info and info.name))
+
+    def compare(
+        self,
+        scenario: Scenario,
+        columns: list[Column],
+        question: str,
+        histories: list[list[dict]] | None = None,
+        decoding: Decoding | None = None,
+    ) -> ComparisonStream:
+        """Every column's answer from one batched generation; `histories` holds each column's own turns."""
+        if len(columns) < 1:
+            raise ValueError("choose at least one column to compare")
+        for column in columns:
+            if column.mode not in MODES:
+                raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        adapters = [self.load_adapter(scenario, c.adapter) if c.mode in ADAPTER_MODES else None for c in columns]
+        retrieve = _retrieve_once(self._retriever(scenario))
+        prompt_chains = [build_prompt_chain(c.mode, retrieve) for c in columns]
+        inputs = [
+            {"question": question, "history": list(h), "system_prompt": scenario.system_prompt}
+            for h in (histories or [[] for _ in columns])
+        ]
+        answers = [
+            Answer(mode=c.mode, question=question, adapter=a and a.name) for c, a in zip(columns, adapters, strict=True)
+        ]
+        return ComparisonStream(
+            self.engine,
+            prompt_chains,
+            inputs,
+            answers,
+            [a and a.engine_name for a in adapters],
+            decoding or self.decoding(),
+        )
 
     def status(self, scenario: Scenario) -> dict:
         """What the home page and sidebar show."""
@@ -139,3 +189,15 @@ class Lab:
             "job": latest_job(self.settings, scenario.name),
             "data_dir": str(Path(self.settings.data_dir).resolve()),
         }
+
+
+def _retrieve_once(retrieve):
+    """Retrieval memoised per question: RAG and hybrid columns share one search."""
+    found: dict[str, list] = {}
+
+    def cached(question: str) -> list:
+        if question not in found:
+            found[question] = retrieve(question)
+        return found[question]
+
+    return cached

@@ -1,12 +1,15 @@
 """The four modes as LCEL runnables over one chat model, and the Answer every mode returns.
 
 base and finetuned share the plain prompt; rag and hybrid share the grounded prompt. finetuned and
-hybrid bind the scenario's active adapter; base and rag bind none. Nothing else differs.
+hybrid bind an adapter (the scenario's active one unless another is chosen); base and rag bind none.
+Nothing else differs. The prompt half of each chain (`build_prompt_chain`) is also what the compare
+view uses before it generates every column in one batch.
 """
 
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
@@ -25,12 +28,12 @@ class Answer:
     question: str
     text: str = ""
     sources: list = field(default_factory=list)  # knowledge_base.Source
-    adapter: str | None = None
+    adapter: str | None = None  # the adapter's registry name; None for base and rag
     model: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     retrieval_s: float = 0.0
-    ttft_s: float | None = None
+    ttft_s: float | None = None  # from the question to the first token, retrieval included
     total_s: float = 0.0
     tokens_per_s: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -40,17 +43,36 @@ class Answer:
         data["sources"] = [s.to_dict() for s in self.sources]
         return data
 
+    def record(self, *, model: str, stats: dict, started: float) -> None:
+        """Fills in the generation figures. `stats` holds prompt_tokens, completion_tokens, tokens_per_s,
+        notes and ttft_s (from the start of generation); times are counted from `started`."""
+        self.model = model
+        self.prompt_tokens = stats["prompt_tokens"]
+        self.completion_tokens = stats["completion_tokens"]
+        self.tokens_per_s = round(stats["tokens_per_s"], 2)
+        self.notes = list(stats["notes"])
+        self.total_s = round(time.perf_counter() - started, 3)
+        if stats["ttft_s"] is not None:
+            self.ttft_s = round(self.retrieval_s + stats["ttft_s"], 3)
+
+
+def build_prompt_chain(mode: str, retrieve) -> Runnable:
+    """Input {"question", "history", "system_prompt"}; adds "sources" (retrieved chunks, or []) and
+    "messages" (the prompt as a ChatPromptValue)."""
+    if mode in RETRIEVAL_MODES:
+        return RunnablePassthrough.assign(sources=RunnableLambda(lambda x: retrieve(x["question"]))) | (
+            RunnablePassthrough.assign(
+                messages=RunnableLambda(lambda x: {**x, "sources": format_sources(x["sources"])}) | GROUNDED_PROMPT
+            )
+        )
+    return RunnablePassthrough.assign(sources=RunnableLambda(lambda x: [])) | RunnablePassthrough.assign(
+        messages=PLAIN_PROMPT
+    )
+
 
 def build_chain(mode: str, llm: LocalChatModel, retrieve) -> Runnable:
-    """Input {"question", "history", "system_prompt"}; streams {"sources": [...]} then {"answer": chunk}s."""
-    if mode in RETRIEVAL_MODES:
-        prompt = RunnablePassthrough.assign(
-            sources=RunnableLambda(lambda x: retrieve(x["question"]))
-        ) | RunnablePassthrough.assign(
-            answer=RunnableLambda(lambda x: {**x, "sources": format_sources(x["sources"])}) | GROUNDED_PROMPT | llm
-        )
-        return prompt
-    return RunnablePassthrough.assign(answer=PLAIN_PROMPT | llm)
+    """The prompt chain, then the model: streams {"sources": [...]}, {"messages": ...}, then {"answer": chunk}s."""
+    return build_prompt_chain(mode, retrieve) | RunnablePassthrough.assign(answer=itemgetter("messages") | llm)
 
 
 class AnswerStream:
@@ -66,7 +88,7 @@ class AnswerStream:
         for part in self.chain.stream(self.inputs):
             if "sources" in part:
                 self.answer.sources = part["sources"]
-                self.answer.retrieval_s = time.perf_counter() - started
+                self.answer.retrieval_s = round(time.perf_counter() - started, 3)
             chunk = part.get("answer")
             if chunk is None:
                 continue
@@ -74,19 +96,13 @@ class AnswerStream:
                 self.answer.text += chunk.content
                 yield chunk.content
             if chunk.usage_metadata:
-                self._finish(chunk, started)
-
-    def _finish(self, chunk, started: float) -> None:
-        meta = chunk.response_metadata
-        self.answer.prompt_tokens = chunk.usage_metadata["input_tokens"]
-        self.answer.completion_tokens = chunk.usage_metadata["output_tokens"]
-        self.answer.model = meta.get("model_name", "")
-        self.answer.tokens_per_s = round(meta.get("tokens_per_s", 0.0), 2)
-        self.answer.notes = list(meta.get("notes", []))
-        # Times are from the start of the whole chain, retrieval included.
-        self.answer.total_s = round(time.perf_counter() - started, 3)
-        if meta.get("ttft_s") is not None:
-            self.answer.ttft_s = round(self.answer.retrieval_s + meta["ttft_s"], 3)
+                meta = chunk.response_metadata
+                stats = {
+                    "prompt_tokens": chunk.usage_metadata["input_tokens"],
+                    "completion_tokens": chunk.usage_metadata["output_tokens"],
+                    **{key: meta.get(key) for key in ("ttft_s", "tokens_per_s", "notes")},
+                }
+                self.answer.record(model=meta.get("model_name", ""), stats=stats, started=started)
 
     def collect(self) -> Answer:
         for _ in self:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.lab import AdapterNotReady
+from core.adapters import AdapterNotReady
 from core.modes import MODES
 
 QUESTION = "How many days do I have to return a bike?"
@@ -31,8 +31,8 @@ def test_retrieval_modes_carry_scored_sources_and_longer_prompts(answers):
 
 
 def test_adapter_only_in_finetuned_and_hybrid(answers, lab, sample):
-    engine_name = lab.active_adapter(sample).engine_name
-    assert answers["finetuned"].adapter == answers["hybrid"].adapter == engine_name
+    name = lab.active_adapter(sample).name
+    assert answers["finetuned"].adapter == answers["hybrid"].adapter == name
     assert answers["base"].adapter is None and answers["rag"].adapter is None
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.lab import AdapterNotReady
+from core.adapters import AdapterNotReady
 from core.modes import ADAPTER_MODES, MODE_LABELS, Answer
 from core.safe_text import escape_markdown
 from ui.resources import current_scenario, get_lab

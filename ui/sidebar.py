@@ -12,6 +12,12 @@ MODE_ICONS = {
     "hybrid": ":material/join:",
 }
 
+# Pages beyond the four modes: (script, title, icon). The router reads this list too.
+EXTRA_PAGES = [
+    ("pages/compare.py", "Compare", ":material/view_column:"),
+    ("pages/leaderboard.py", "Leaderboard", ":material/leaderboard:"),
+]
+
 
 def page_frame() -> None:
     st.set_page_config(page_title="RAG vs Fine-Tuning Lab", page_icon="🧪", layout="wide")
@@ -25,6 +31,8 @@ def render_sidebar() -> None:
         st.page_link("pages/home.py", label="Overview", icon=":material/home:")
         for mode in MODES:
             st.page_link(f"pages/{mode}.py", label=MODE_LABELS[mode], icon=MODE_ICONS[mode])
+        for path, label, icon in EXTRA_PAGES:
+            st.page_link(path, label=label, icon=icon)
         st.divider()
         current = current_scenario()
         st.selectbox(

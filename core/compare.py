@@ -1,0 +1,96 @@
+"""Side by side: one question put to several columns in ONE batched generation, streamed per column.
+
+A column is a mode plus, for finetuned and hybrid, the adapter it uses (so two adapters can be
+compared too). Retrieval runs once for all retrieval columns; every row shares the decoding setup
+and seed, so each column's greedy answer equals what its mode page gives alone.
+"""
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from langchain_core.messages.utils import convert_to_openai_messages
+from langchain_core.runnables import Runnable
+
+from core.engine import Decoding, DoneEvent, Engine, Row, TextEvent
+from core.modes import ADAPTER_MODES, MODE_LABELS, RETRIEVAL_MODES, Answer
+
+
+@dataclass(frozen=True)
+class Column:
+    mode: str
+    adapter: str | None = None  # registry name for finetuned/hybrid; None means the active adapter
+
+    @property
+    def key(self) -> str:
+        """Stable id of the column: its conversation and its votes are kept under this."""
+        return f"{self.mode}:{self.adapter}" if self.adapter else self.mode
+
+    def label(self, adapter_shown: bool = False) -> str:
+        if adapter_shown and self.mode in ADAPTER_MODES and self.adapter:
+            return f"{MODE_LABELS[self.mode]} · {self.adapter}"
+        return MODE_LABELS[self.mode]
+
+    @classmethod
+    def from_key(cls, key: str) -> "Column":
+        mode, _, adapter = key.partition(":")
+        return cls(mode, adapter or None)
+
+
+@dataclass
+class ColumnText:
+    column: int
+    text: str
+
+
+class ComparisonStream:
+    """Iterate for ColumnText pieces as the batch decodes; afterwards `.answers` holds one Answer per
+    column (same order) and `.wall_s` the time from the question to the last token of the batch."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        prompt_chains: list[Runnable],
+        inputs: list[dict],
+        answers: list[Answer],
+        engine_adapters: list[str | None],
+        decoding: Decoding,
+    ):
+        self.engine = engine
+        self.prompt_chains = prompt_chains
+        self.inputs = inputs
+        self.answers = answers
+        self.engine_adapters = engine_adapters
+        self.decoding = decoding
+        self.wall_s = 0.0
+
+    def __iter__(self) -> Iterator[ColumnText]:
+        started = time.perf_counter()
+        rows = []
+        for chain, inputs, answer, adapter in zip(
+            self.prompt_chains, self.inputs, self.answers, self.engine_adapters, strict=True
+        ):
+            prompt = chain.invoke(inputs)
+            answer.sources = prompt["sources"]
+            rows.append(Row(convert_to_openai_messages(prompt["messages"].to_messages()), adapter))
+        prompts_s = round(time.perf_counter() - started, 3)  # retrieval, done once, is nearly all of it
+        for answer in self.answers:
+            if answer.mode in RETRIEVAL_MODES:
+                answer.retrieval_s = prompts_s
+        generation_started = time.perf_counter()
+        for event in self.engine.stream_rows(rows, self.decoding):
+            answer = self.answers[event.row]
+            if isinstance(event, TextEvent):
+                answer.text += event.text
+                yield ColumnText(event.row, event.text)
+            elif isinstance(event, DoneEvent):
+                stats = event.stats.to_dict()
+                if stats["ttft_s"] is not None:  # count from the question, as the user waited
+                    stats["ttft_s"] += generation_started - started - answer.retrieval_s
+                answer.record(model=self.engine.model_name, stats=stats, started=started)
+        self.wall_s = round(time.perf_counter() - started, 3)
+
+    def collect(self) -> list[Answer]:
+        for _ in self:
+            pass
+        return self.answers

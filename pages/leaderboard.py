@@ -1,0 +1,84 @@
+"""Leaderboard: which mode wins blind votes, with 95% bootstrap intervals, per scenario; CSV/JSON export."""
+
+import altair as alt
+import streamlit as st
+
+from core.arena import list_votes, vote_rows
+from core.export import csv_text, json_text
+from core.leaderboard import leaderboard
+from ui.resources import current_scenario, get_lab
+from ui.sidebar import page_frame
+
+page_frame()
+lab = get_lab()
+scenario = current_scenario()
+st.title(":material/leaderboard: Leaderboard")
+st.caption(
+    "Blind votes from the Compare page. The chosen answer beats every other answer shown; a tie or "
+    "“all bad” is a draw between every pair. Ratings are Bradley-Terry strengths on the Elo scale "
+    "(1000 is average; +400 means ten-to-one odds); intervals are 95% bootstrap intervals over votes."
+)
+
+votes = list_votes(lab.settings.data_dir, scenario.name)
+if not votes:
+    st.info("No votes for this scenario yet. Turn on **Blind vote** on the Compare page, ask, and vote.")
+    st.page_link("pages/compare.py", label="Go to Compare", icon=":material/view_column:")
+    st.stop()
+
+split = st.toggle("Tell adapters apart", help="Rate fine-tuned and hybrid separately for each adapter version.")
+standings = leaderboard(votes, split_adapters=split)
+left, right = st.columns([3, 2])
+with left:
+    table = [
+        {
+            "Mode": s.contestant,
+            "Rating": round(s.rating),
+            "Rating 95% CI": f"{s.rating_low:.0f} – {s.rating_high:.0f}",
+            "Win rate": s.win_rate,
+            "Win rate 95% CI": f"{s.win_rate_low:.0%} – {s.win_rate_high:.0%}",
+            "Chosen best": s.chosen,
+            "Comparisons": s.votes,
+        }
+        for s in standings
+    ]
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={"Win rate": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+    )
+    st.caption(f"{len(votes)} vote(s) in scenario {scenario.title!s}.")
+with right:
+    data = alt.Data(values=[s.to_dict() for s in standings])
+    base = alt.Chart(data).encode(y=alt.Y("contestant:N", sort="-x", title=None))
+    chart = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("rating_low:Q", title="Rating (95% interval)", scale=alt.Scale(zero=False)), x2="rating_high:Q"
+    ) + base.mark_point(filled=True, size=90).encode(x="rating:Q", tooltip=["contestant:N", "rating:Q", "votes:Q"])
+    st.altair_chart(chart, width="stretch")
+
+export = {
+    "scenario": scenario.name,
+    "standings": [s.to_dict() for s in standings],
+    "votes": [v.to_dict() for v in votes],
+}
+downloads = st.columns(2)
+downloads[0].download_button(
+    "Votes as CSV", csv_text(vote_rows(votes)), f"{scenario.name}-votes.csv", "text/csv", icon=":material/download:"
+)
+downloads[1].download_button(
+    "Leaderboard and votes as JSON",
+    json_text(export),
+    f"{scenario.name}-leaderboard.json",
+    "application/json",
+    icon=":material/download:",
+)
+
+with st.expander(f"Votes ({len(votes)})"):
+    st.dataframe(
+        [
+            {"Question": v.question, "Choice": v.winner["mode"] if v.winner else v.choice, "Answers": len(v.entries)}
+            for v in reversed(votes)
+        ],
+        hide_index=True,
+        width="stretch",
+    )

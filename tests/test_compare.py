@@ -1,0 +1,62 @@
+"""Compare: every column from one batch, each equal to its mode's answer alone."""
+
+import pytest
+
+from core.adapters import AdapterNotReady
+from core.compare import Column
+from core.engine import Decoding
+from core.modes import MODES
+from tests.conftest import QUICK_TRAINING
+
+QUESTION = "How many days do I have to return a bike?"
+
+
+def test_batched_answer_of_each_column_equals_its_unbatched_answer(lab, sample):
+    stream = lab.compare(sample, [Column(mode) for mode in MODES], QUESTION)
+    pieces: dict[int, str] = {}
+    for piece in stream:
+        pieces[piece.column] = pieces.get(piece.column, "") + piece.text
+    assert stream.wall_s > 0
+    for index, (mode, batched) in enumerate(zip(MODES, stream.answers, strict=True)):
+        alone = lab.ask(sample, mode, QUESTION).collect()
+        assert batched.mode == mode
+        assert batched.text == alone.text and batched.text == pieces[index]  # greedy: token for token
+        assert batched.completion_tokens == alone.completion_tokens
+        assert batched.prompt_tokens == alone.prompt_tokens
+        assert [s.name for s in batched.sources] == [s.name for s in alone.sources]
+        assert batched.adapter == alone.adapter
+        assert batched.ttft_s is not None and 0 < batched.ttft_s <= batched.total_s <= stream.wall_s
+
+
+def test_columns_continue_their_own_conversations(lab, sample):
+    columns, short = [Column("base"), Column("rag")], Decoding(max_new_tokens=4)
+    first = lab.compare(sample, columns, QUESTION, decoding=short).collect()
+    histories = [[{"role": "user", "content": QUESTION}, {"role": "assistant", "content": a.text}] for a in first]
+    follow_up = lab.compare(sample, columns, "And for a battery?", histories, short).collect()
+    fresh = lab.compare(sample, columns, "And for a battery?", decoding=short).collect()
+    for continued, alone in zip(follow_up, fresh, strict=True):
+        assert continued.prompt_tokens > alone.prompt_tokens
+
+
+def test_two_adapters_side_by_side(lab, sample):
+    from core.finetune import TrainConfig, train_adapter
+
+    active = lab.active_adapter(sample)
+    if "other" not in {a.name for a in lab.adapters(sample)}:
+        train_adapter(lab.settings, sample, TrainConfig(**QUICK_TRAINING, seed=7), name="other")
+        from core.adapters import set_active
+
+        set_active(lab.settings.data_dir, sample.name, active.name)  # the suite keeps its active adapter
+    columns = [Column("finetuned", active.name), Column("finetuned", "other")]
+    answers = lab.compare(sample, columns, QUESTION, decoding=Decoding(max_new_tokens=12)).collect()
+    assert [a.adapter for a in answers] == [active.name, "other"]
+    assert lab.engine.adapters.keys() >= {f"{sample.name}--{active.name}", f"{sample.name}--other"}
+    with pytest.raises(AdapterNotReady, match="no adapter named 'missing'"):
+        lab.compare(sample, [Column("base"), Column("hybrid", "missing")], QUESTION)
+
+
+def test_column_keys_round_trip():
+    for column in (Column("base"), Column("hybrid", "v2")):
+        assert Column.from_key(column.key) == column
+    assert Column("finetuned", "v2").label(adapter_shown=True) == "Fine-tuned · v2"
+    assert Column("finetuned", "v2").label() == "Fine-tuned"
