@@ -6,6 +6,7 @@ import streamlit as st
 from core.arena import list_votes, vote_rows
 from core.export import csv_text, json_text
 from core.leaderboard import leaderboard
+from core.safe_text import escape_markdown
 from ui.resources import current_scenario, get_lab
 from ui.sidebar import page_frame
 
@@ -27,34 +28,39 @@ if not votes:
 
 split = st.toggle("Tell adapters apart", help="Rate fine-tuned and hybrid separately for each adapter version.")
 standings = leaderboard(votes, split_adapters=split)
-left, right = st.columns([3, 2])
-with left:
-    table = [
-        {
-            "Mode": s.contestant,
-            "Rating": round(s.rating),
-            "Rating 95% CI": f"{s.rating_low:.0f} – {s.rating_high:.0f}",
-            "Win rate": s.win_rate,
-            "Win rate 95% CI": f"{s.win_rate_low:.0%} – {s.win_rate_high:.0%}",
-            "Chosen best": s.chosen,
-            "Comparisons": s.votes,
-        }
-        for s in standings
-    ]
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        column_config={"Win rate": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
-    )
-    st.caption(f"{len(votes)} vote(s) in scenario {scenario.title!s}.")
-with right:
-    data = alt.Data(values=[s.to_dict() for s in standings])
-    base = alt.Chart(data).encode(y=alt.Y("contestant:N", sort="-x", title=None))
-    chart = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("rating_low:Q", title="Rating (95% interval)", scale=alt.Scale(zero=False)), x2="rating_high:Q"
-    ) + base.mark_point(filled=True, size=90).encode(x="rating:Q", tooltip=["contestant:N", "rating:Q", "votes:Q"])
-    st.altair_chart(chart, width="stretch")
+table = [
+    {
+        "Mode": s.contestant,
+        "Rating": round(s.rating),
+        "Rating 95% CI": f"{s.rating_low:.0f} – {s.rating_high:.0f}",
+        "Win rate": s.win_rate,
+        "Win rate 95% CI": f"{s.win_rate_low:.0%} – {s.win_rate_high:.0%}",
+        "Chosen best": s.chosen,
+        "Comparisons": s.votes,
+    }
+    for s in standings
+]
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={"Win rate": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+)
+st.caption(
+    f"{len(votes)} vote(s) in scenario {escape_markdown(scenario.title)}."
+    + (" With fewer than 10 votes the intervals say little." if len(votes) < 10 else "")
+)
+data = alt.Data(values=[s.to_dict() for s in standings])
+base = alt.Chart(data, height=50 * len(standings) + 40).encode(
+    y=alt.Y("contestant:N", sort=alt.EncodingSortField("rating", order="descending"), title=None)
+)
+interval = base.mark_rule(strokeWidth=3).encode(
+    x=alt.X("rating_low:Q", title="Rating with its 95% interval", scale=alt.Scale(zero=False)), x2="rating_high:Q"
+)
+point = base.mark_point(filled=True, size=120).encode(
+    x="rating:Q", tooltip=["contestant:N", "rating:Q", "rating_low:Q", "rating_high:Q", "votes:Q"]
+)
+st.altair_chart(interval + point, width="stretch")
 
 export = {
     "scenario": scenario.name,

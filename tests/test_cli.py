@@ -36,3 +36,21 @@ def test_validate_reports_problems_with_exit_code(tmp_path):
 def test_bad_scenario_is_a_clear_error():
     result = _run("ask", "--scenario", "/nonexistent", "hello")
     assert result.returncode == 2 and "no scenario.toml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_json_prints_every_answer_and_the_batch_time(sample):
+    result = _run(
+        "compare", "--scenario", str(SAMPLE), "--modes", "base,rag,hybrid", "--json", "What is the support email?"
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert list(output["answers"]) == ["base", "rag", "hybrid"]
+    assert output["wall_s"] > 0 and output["decoding"]["max_new_tokens"] == 24
+    assert output["answers"]["rag"]["sources"] and not output["answers"]["base"]["sources"]
+    assert output["answers"]["hybrid"]["adapter"] and output["answers"]["base"]["adapter"] is None
+
+
+def test_compare_needs_two_known_modes():
+    for modes in ("base", "base,base", "base,magic"):
+        result = _run("compare", "--scenario", str(SAMPLE), "--modes", modes, "hi")
+        assert result.returncode == 2 and "two or more different modes" in result.stderr

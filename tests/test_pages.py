@@ -91,3 +91,55 @@ def test_first_launch_trains_the_missing_adapter_in_the_background(tmp_path, mon
     finally:
         get_settings.cache_clear()
         st.cache_resource.clear()
+
+
+def test_compare_page_fills_four_columns_from_one_question(sample):
+    at = _app("pages/compare.py")
+    assert not at.exception
+    assert len(at.multiselect[0].value) == 4
+    assert "Same for every column: greedy" in " ".join(c.value for c in at.caption)
+    at.chat_input[0].set_value("What is the support email address?").run()
+    assert not at.exception
+    headings = [m.value for m in at.markdown if m.value.startswith("**:material/")]
+    # (with a second adapter trained by another test, the adapter columns also show the adapter's name)
+    assert [h.split(" ", 1)[1].rstrip("*").split(" · ")[0] for h in headings] == ["Base", "RAG", "Fine-tuned", "Hybrid"]
+    captions = [c.value for c in at.caption]
+    assert sum("tok/s" in c for c in captions) == 4
+    assert any("answers came from one batch" in c for c in captions)
+    assert any(e.label.startswith("What changed") for e in at.expander)
+
+
+def test_compare_needs_two_columns(sample):
+    at = _app("pages/compare.py")
+    at.multiselect[0].set_value(["base"]).run()
+    assert not at.exception
+    assert "two or more columns" in at.info[0].value and at.chat_input[0].disabled
+
+
+def test_blind_vote_is_recorded_and_reaches_the_leaderboard(sample, settings):
+    from core.arena import list_votes
+
+    at = _app("pages/leaderboard.py")
+    assert not at.exception and "No votes" in at.info[0].value
+
+    at = _app("pages/compare.py")
+    at.multiselect[0].set_value(["base", "rag"]).run()
+    at.toggle(key="compare_blind").set_value(True).run()
+    at.chat_input[0].set_value("Can I return a bike?").run()
+    assert not at.exception
+    headings = [m.value for m in at.markdown if m.value.startswith(("**Answer", "**:material/"))]
+    assert headings == ["**Answer A**", "**Answer B**"]
+    assert not any("tok/s" in c.value for c in at.caption)  # nothing that gives a mode away before the vote
+    [vote_b] = [b for b in at.button if b.label == "B is best"]
+    vote_b.click().run()
+    assert not at.exception
+    assert "You voted for answer B" in at.success[0].value
+    [vote] = list_votes(settings.data_dir, sample.name)
+    assert vote.choice == "B" and vote.question == "Can I return a bike?"
+    assert {e["mode"] for e in vote.entries} == {"base", "rag"} and vote.winner["mode"] in at.success[0].value.lower()
+    assert not [b for b in at.button if b.label == "A is best"]  # one vote per comparison
+
+    at = _app("pages/leaderboard.py")
+    assert not at.exception
+    assert {row for row in at.dataframe[0].value["Mode"]} == {"Base", "RAG"}
+    assert len(at.get("download_button")) == 2

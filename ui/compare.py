@@ -4,6 +4,7 @@ Each turn is kept in session state with its answers, the column order it was sho
 A column's conversation is the earlier turns in which that column took part.
 """
 
+import time
 from dataclasses import replace
 
 import streamlit as st
@@ -30,6 +31,7 @@ from ui.sidebar import MODE_ICONS
 from ui.training import render_adapter_wait
 
 MAX_COLUMNS = 6
+REDRAW_EVERY_S = 0.15
 
 
 def column_options(scenario: Scenario) -> tuple[list[Column], list[Column], bool]:
@@ -49,7 +51,7 @@ def column_options(scenario: Scenario) -> tuple[list[Column], list[Column], bool
 def choose_decoding() -> Decoding:
     """The page's decoding setup: the Lab's defaults, adjustable in a popover, the same for every column."""
     defaults = get_lab().decoding()
-    with st.popover("Decoding", icon=":material/tune:"):
+    with st.popover("Decoding", icon=":material/tune:", width="stretch"):
         max_new_tokens = st.number_input(
             "Max new tokens", 8, 1024, defaults.max_new_tokens, step=8, key="compare_max_new_tokens"
         )
@@ -57,24 +59,26 @@ def choose_decoding() -> Decoding:
             "Temperature (0 = greedy)", 0.0, 2.0, defaults.temperature, step=0.1, key="compare_temperature"
         )
         seed = st.number_input("Seed", 0, 2**31 - 1, defaults.seed, key="compare_seed")
-    decoding = replace(defaults, max_new_tokens=int(max_new_tokens), temperature=float(temperature), seed=int(seed))
+    return replace(defaults, max_new_tokens=int(max_new_tokens), temperature=float(temperature), seed=int(seed))
+
+
+def describe_decoding(decoding: Decoding) -> str:
     how = (
         "greedy"
         if decoding.temperature == 0
         else f"sampling at temperature {decoding.temperature:g}, top-p {decoding.top_p:g}"
     )
-    st.caption(
+    return (
         f"Same for every column: {how} · up to {decoding.max_new_tokens} new tokens · "
         f"repetition penalty {decoding.repetition_penalty:g} · seed {decoding.seed}"
     )
-    return decoding
 
 
 def render_compare_page(scenario: Scenario) -> None:
     lab = get_lab()
     options, defaults, adapter_shown = column_options(scenario)
     by_key = {column.key: column for column in options}
-    top = st.columns([3, 1, 1], vertical_alignment="bottom")
+    top = st.columns([4, 1, 1], vertical_alignment="bottom")
     chosen_keys = top[0].multiselect(
         "Columns",
         list(by_key),
@@ -90,6 +94,7 @@ def render_compare_page(scenario: Scenario) -> None:
     )
     with top[2]:
         decoding = choose_decoding()
+    st.caption(describe_decoding(decoding))
     if lab.active_adapter(scenario) is None:
         with st.expander("Fine-tuned and hybrid columns appear when the adapter is ready", expanded=False):
             render_adapter_wait(scenario)
@@ -129,9 +134,13 @@ def ask_columns(scenario, columns, question, turns, decoding, blind, adapter_sho
     histories = [_history(turns, column) for column in columns]
     stream = lab.compare(scenario, columns, question, histories, decoding)
     texts = ["" for _ in columns]
+    shown_at = [0.0 for _ in columns]
     for piece in stream:
         texts[piece.column] += piece.text
-        boxes[piece.column].markdown(escape_markdown(texts[piece.column]) + " ▌")
+        # Redrawing every box on every token costs the model CPU time on a small machine: ~6 redraws/s.
+        if time.monotonic() - shown_at[piece.column] > REDRAW_EVERY_S:
+            boxes[piece.column].markdown(escape_markdown(texts[piece.column]) + " ▌")
+            shown_at[piece.column] = time.monotonic()
     return {
         "id": comparison_id,
         "question": question,
