@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from core.model_store import LoadedModel
@@ -198,8 +198,9 @@ class Engine:
             stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
         )
         failure: list[BaseException] = []
+        sequences = [ids for ids, _ in encoded]
         worker = threading.Thread(
-            target=self._generate, args=(rows, kwargs, decoding.seed, tokens_queue, failure), daemon=True
+            target=self._generate, args=(rows, sequences, kwargs, decoding.seed, tokens_queue, failure), daemon=True
         )
         worker.start()
 
@@ -248,20 +249,47 @@ class Engine:
             "attention_mask": torch.tensor(mask, device=self.device),
         }
 
-    def _generate(self, rows, kwargs, seed, tokens_queue, failure) -> None:
+    def _generate(self, rows, sequences, kwargs, seed, tokens_queue, failure) -> None:
         try:
             with self._lock, torch.inference_mode():
+                adapter_names = None
                 if self.adapters:  # a PeftModel: choose the adapter per row
-                    kwargs["adapter_names"] = [row.adapter or BASE_ADAPTER for row in rows]
+                    adapter_names = kwargs["adapter_names"] = [row.adapter or BASE_ADAPTER for row in rows]
                 elif any(row.adapter for row in rows):
                     raise ValueError("An adapter was requested but none is loaded.")
+                if len({len(ids) for ids in sequences}) > 1:
+                    kwargs["past_key_values"] = self._prefill_one_by_one(sequences, adapter_names)
                 torch.manual_seed(seed)
                 self.model.generate(**kwargs)
         except BaseException as error:  # surfaced to the consumer, which re-raises it
             failure.append(error)
             tokens_queue.end()
 
+    def _prefill_one_by_one(self, sequences: list[list[int]], adapter_names: list[str] | None) -> DynamicCache:
+        """The KV cache of every prompt but its last token, computed row by row and left-padded into one.
+
+        Prefilling a left-padded batch spends compute on the padding: with two short plain prompts and
+        two long grounded ones, about 45% of it. generate() then starts from this cache and runs the
+        last prompt token of every row together; padded cache slots are masked out."""
+        width = max(len(ids) for ids in sequences) - 1
+        per_row = []
+        for index, ids in enumerate(sequences):
+            extra = {"adapter_names": [adapter_names[index]]} if adapter_names else {}
+            cache = self.model(input_ids=torch.tensor([ids[:-1]], device=self.device), use_cache=True, **extra)
+            per_row.append(cache.past_key_values)
+        layers = []
+        for layer in range(len(per_row[0].layers)):
+            keys = [_pad_left(cache.layers[layer].keys, width) for cache in per_row]
+            values = [_pad_left(cache.layers[layer].values, width) for cache in per_row]
+            layers.append((torch.cat(keys), torch.cat(values)))
+        return DynamicCache(ddp_cache_data=layers, config=self.model.config)
+
     def stream(self, messages: list[dict], adapter: str | None, decoding: Decoding) -> Iterator[str | RowStats]:
         """One conversation: yields text pieces, then its RowStats."""
         for event in self.stream_rows([Row(messages, adapter)], decoding):
             yield event.text if isinstance(event, TextEvent) else event.stats
+
+
+def _pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
+    """[1, heads, length, dim] -> [1, heads, width, dim], zeros in front."""
+    return torch.nn.functional.pad(states, (0, 0, width - states.shape[-2], 0))
