@@ -3,7 +3,9 @@
 All modes share this engine, its decoding settings and its seed, so differences between answers
 come from the prompt (retrieval) and the adapter alone. Rows run through peft's per-row
 `adapter_names`; a row with no adapter uses peft's "__base__", which skips every LoRA layer, so
-base answers equal the plain model's token for token. One lock serialises generation.
+base answers equal the plain model's token for token. Prompts of different lengths are prefilled one
+by one and their caches left-padded into one, so no compute goes to padding. One lock serialises
+generation.
 """
 
 import queue
@@ -275,7 +277,9 @@ class Engine:
         per_row = []
         for index, ids in enumerate(sequences):
             extra = {"adapter_names": [adapter_names[index]]} if adapter_names else {}
-            cache = self.model(input_ids=torch.tensor([ids[:-1]], device=self.device), use_cache=True, **extra)
+            prompt = torch.tensor([ids[:-1]], device=self.device)
+            # logits_to_keep=1: the vocabulary projection of the prompt tokens would be thrown away
+            cache = self.model(input_ids=prompt, use_cache=True, logits_to_keep=1, **extra)
             per_row.append(cache.past_key_values)
         layers = []
         for layer in range(len(per_row[0].layers)):
