@@ -2,4 +2,5 @@
 
 from core.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # also imported (and then idle) by the upload parser's forkserver
+    raise SystemExit(main())

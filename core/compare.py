@@ -13,7 +13,7 @@ from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.runnables import Runnable
 
 from core.engine import Decoding, DoneEvent, Engine, Row, TextEvent
-from core.modes import ADAPTER_MODES, MODE_LABELS, RETRIEVAL_MODES, Answer
+from core.modes import ADAPTER_MODES, MODE_LABELS, RETRIEVAL_MODES, Answer, needs_model, no_source_answer
 
 
 @dataclass(frozen=True)
@@ -66,23 +66,33 @@ class ComparisonStream:
 
     def __iter__(self) -> Iterator[ColumnText]:
         started = time.perf_counter()
-        rows = []
-        for chain, inputs, answer, adapter in zip(
-            self.prompt_chains, self.inputs, self.answers, self.engine_adapters, strict=True
+        rows, row_columns, declined = [], [], []  # row_columns[i]: the column of batch row i
+        for column, (chain, inputs, answer, adapter) in enumerate(
+            zip(self.prompt_chains, self.inputs, self.answers, self.engine_adapters, strict=True)
         ):
             prompt = chain.invoke(inputs)
             answer.sources = prompt["sources"]
-            rows.append(Row(convert_to_openai_messages(prompt["messages"].to_messages()), adapter))
+            if needs_model(answer.mode, answer.sources):
+                rows.append(Row(convert_to_openai_messages(prompt["messages"].to_messages()), adapter))
+                row_columns.append(column)
+            else:
+                declined.append(column)
         prompts_s = round(time.perf_counter() - started, 3)  # retrieval, done once, is nearly all of it
         for answer in self.answers:
             if answer.mode in RETRIEVAL_MODES:
                 answer.retrieval_s = prompts_s
+        for column in declined:  # no source good enough: the fixed answer, without the model
+            answer, chunk = self.answers[column], no_source_answer()
+            answer.text, answer.notes = chunk.content, list(chunk.response_metadata["notes"])
+            answer.total_s = prompts_s
+            yield ColumnText(column, answer.text)
         generation_started = time.perf_counter()
-        for event in self.engine.stream_rows(rows, self.decoding):
-            answer = self.answers[event.row]
+        for event in self.engine.stream_rows(rows, self.decoding) if rows else ():
+            column = row_columns[event.row]
+            answer = self.answers[column]
             if isinstance(event, TextEvent):
                 answer.text += event.text
-                yield ColumnText(event.row, event.text)
+                yield ColumnText(column, event.text)
             elif isinstance(event, DoneEvent):
                 stats = event.stats.to_dict()
                 if stats["ttft_s"] is not None:  # count from the question, as the user waited

@@ -41,6 +41,36 @@ CREATE TABLE IF NOT EXISTS votes (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS votes_by_scenario ON votes (scenario, created_at);
+CREATE TABLE IF NOT EXISTS kb_documents (  -- the knowledge base's manifest: the commit point of an ingest
+    scenario TEXT NOT NULL,
+    name TEXT NOT NULL,                  -- display name, never used as a path
+    text_sha TEXT,                       -- the current text (kb/<scenario>/texts/<sha>.txt); NULL when deleted
+    origin TEXT NOT NULL,                -- 'scenario' (from the scenario's docs/) or 'upload'
+    origin_sha TEXT,                     -- for 'scenario': the docs/ file's text when it was imported
+    chunks INTEGER NOT NULL DEFAULT 0,
+    chars INTEGER NOT NULL DEFAULT 0,
+    notes TEXT NOT NULL DEFAULT '[]',    -- JSON list: what parsing changed or could not read
+    added_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (scenario, name)
+);
+CREATE TABLE IF NOT EXISTS kb_settings (
+    scenario TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,              -- JSON RetrievalSettings
+    generation INTEGER NOT NULL DEFAULT 0  -- which Chroma collection is live (re-index builds the next one)
+);
+CREATE TABLE IF NOT EXISTS kb_edits (    -- freshness edits, so Undo survives a reload
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scenario TEXT NOT NULL,
+    name TEXT NOT NULL,
+    original_sha TEXT NOT NULL,
+    edited_sha TEXT NOT NULL,
+    old_sentence TEXT NOT NULL,
+    new_sentence TEXT NOT NULL,
+    reindex_s REAL NOT NULL,
+    created_at REAL NOT NULL,
+    undone_at REAL
+);
 """
 
 

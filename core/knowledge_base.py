@@ -1,18 +1,30 @@
-"""One Chroma collection per scenario: idempotent ingest with content-derived chunk ids, and scored search."""
+"""One knowledge base per scenario: documents in, chunks in Chroma, scored search (similarity or MMR).
+
+The manifest (`kb_manifest`) decides what exists: an ingest writes all of a document's chunks, then
+commits its row, then removes the previous version's chunks; searches keep only chunks of committed
+texts, so a document is seen whole or not at all, even mid-ingest or after a crash. Re-indexing
+with a new chunk size builds a second collection and switches to it in one commit.
+
+Chroma is used directly (not through langchain-chroma) so that one query returns scores and, for
+MMR, the candidates' vectors; embeddings, splitting and MMR come from LangChain.
+"""
 
 import hashlib
 import threading
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import chromadb
-from langchain_chroma import Chroma
+import numpy as np
 from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from core.loaders import SUPPORTED_SUFFIXES, UnreadableDocument, load_file
+from core.kb_manifest import DocumentInfo, Manifest, RetrievalSettings, text_sha
+from core.loaders import SUPPORTED_SUFFIXES, ParsedText, UnreadableDocument, parse_file
+
+EMBED_BATCH = 64  # chunks embedded and written per step (progress is reported per step)
 
 _clients: dict[str, chromadb.ClientAPI] = {}
 _clients_lock = threading.Lock()
@@ -48,98 +60,229 @@ class IngestReport:
     added: list[str] = field(default_factory=list)  # documents new or changed
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # document -> reason
+    notes: dict[str, list[str]] = field(default_factory=dict)  # document -> what parsing changed
     chunks_added: int = 0
     seconds: float = 0.0
 
 
-def chunk_id(source: str, text: str, occurrence: int) -> str:
-    """Stable id from content: the same chunk of the same document always gets the same id."""
-    return hashlib.sha256(f"{source}\0{occurrence}\0{text}".encode()).hexdigest()[:32]
+@dataclass(frozen=True)
+class ReindexReport:
+    chunks_before: int
+    chunks_after: int
+    seconds: float
+
+
+def chunk_id(name: str, sha: str, index: int) -> str:
+    return hashlib.sha256(f"{name}\0{sha}\0{index}".encode()).hexdigest()[:32]
 
 
 class KnowledgeBase:
-    def __init__(self, store_dir: Path, scenario: str, embeddings: Embeddings, chunk_size: int, chunk_overlap: int):
+    def __init__(self, data_dir: Path, scenario: str, embeddings: Embeddings, defaults: RetrievalSettings):
         self.scenario = scenario
-        self.splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-        self.store = Chroma(
-            collection_name=f"kb_{scenario}",
-            embedding_function=embeddings,
-            client=chroma_client(store_dir),
-            collection_metadata={"hnsw:space": "cosine"},
-        )
-        self._write_lock = threading.Lock()
+        self.embeddings = embeddings
+        self.manifest = Manifest(data_dir, scenario, defaults)
+        self.client = chroma_client(Path(data_dir) / "chroma")
+        self._write_lock = threading.RLock()
+        with self._write_lock:
+            self._remove_strays()
 
-    # --- ingest -----------------------------------------------------------------------------
-    def ingest_folder(self, folder: Path, progress=None) -> IngestReport:
-        """Ingests every supported file under folder; files already indexed unchanged are skipped."""
+    # --- settings -------------------------------------------------------------------------------
+    @property
+    def settings(self) -> RetrievalSettings:
+        return self.manifest.settings()
+
+    def save_search_settings(self, settings: RetrievalSettings) -> None:
+        """Search settings take effect at once; chunking changes need `reindex`."""
+        current = self.settings
+        if (settings.chunk_size, settings.chunk_overlap) != (current.chunk_size, current.chunk_overlap):
+            raise ValueError("chunk size and overlap change only by re-indexing")
+        self.manifest.save_settings(settings)
+
+    def _collection(self, generation: int | None = None):
+        generation = self.manifest.generation() if generation is None else generation
+        return self.client.get_or_create_collection(
+            f"kb_{self.scenario}_g{generation}", metadata={"hnsw:space": "cosine"}
+        )
+
+    # --- ingest ---------------------------------------------------------------------------------
+    def sync_folder(self, folder: Path, progress=None) -> IngestReport:
+        """Imports a scenario's docs/: new files, and files changed since they were imported. A document
+        the user deleted or edited here stays as the user left it until its file changes."""
         started = time.perf_counter()
         report = IngestReport()
+        known = {d.name: d for d in self.manifest.documents(include_deleted=True)}
         files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
         for done, path in enumerate(files, 1):
             name = path.relative_to(folder).as_posix()
             try:
-                added = self.ingest_file(path, name)
+                parsed = parse_file(path, name)
             except UnreadableDocument as error:
                 report.failed[name] = str(error)
             else:
-                (report.added if added else report.unchanged).append(name)
-                report.chunks_added += added
+                source_sha = text_sha(parsed.text)
+                if name in known and known[name].origin_sha == source_sha:
+                    report.unchanged.append(name)
+                else:
+                    report.chunks_added += self.add_text(name, parsed, origin_sha=source_sha)
+                    report.added.append(name)
+                    if parsed.notes:
+                        report.notes[name] = parsed.notes
             if progress:
                 progress(done, len(files), name)
         report.seconds = time.perf_counter() - started
         return report
 
-    def ingest_file(self, path: Path, name: str) -> int:
-        """Replaces the chunks of document `name` with those of `path`; returns how many were added (0: unchanged)."""
-        documents = load_file(path)
-        chunks = self.splitter.split_documents(documents)
-        seen: Counter = Counter()
-        ids, texts, metadatas = [], [], []
-        ingested_at = time.time()
-        for index, chunk in enumerate(chunks):
-            text = chunk.page_content
-            seen[text] += 1
-            ids.append(chunk_id(name, text, seen[text]))
-            texts.append(text)
-            metadatas.append({"source": name, "chunk": index, "ingested_at": ingested_at})
+    def add_text(self, name: str, parsed: ParsedText, origin_sha: str | None = None, progress=None) -> int:
+        """Adds or replaces document `name`; returns the chunks written (0: same text already indexed).
+        `origin_sha` marks an import from the scenario's docs/ (the file's text); an upload or edit
+        keeps the document's origin. progress(done, total) is called as chunks are embedded."""
         with self._write_lock:
-            existing = set(self.store.get(where={"source": name}, include=[])["ids"])
-            if existing == set(ids):
+            sha = self.manifest.save_text(parsed.text)
+            current = self.manifest.document(name)
+            if origin_sha is None and current:
+                origin, origin_sha = current.origin, current.origin_sha
+            else:
+                origin = "scenario" if origin_sha else "upload"
+            if current and current.text_sha == sha:
+                if current.origin_sha != origin_sha:
+                    self.manifest.commit(name, sha, origin, origin_sha, current.chunks, current.chars, parsed.notes)
                 return 0
-            # All of the document's new chunks go in one call before the old ones leave, so a
-            # failure leaves the previous version whole.
-            self.store.add_texts(texts=texts, metadatas=metadatas, ids=ids)
-            stale = list(existing - set(ids))
-            if stale:
-                self.store.delete(ids=stale)
-        return len(ids)
+            settings = self.settings
+            chunks = self._write_chunks(self._collection(), name, sha, parsed.text, settings, progress)
+            self.manifest.commit(name, sha, origin, origin_sha, chunks, len(parsed.text), parsed.notes)
+            self._delete_chunks(name, keep_sha=sha)
+        return chunks
 
     def delete_document(self, name: str) -> int:
+        """Removes a document and its chunks; returns how many chunks went."""
         with self._write_lock:
-            ids = self.store.get(where={"source": name}, include=[])["ids"]
-            if ids:
-                self.store.delete(ids=ids)
+            document = self.manifest.document(name)
+            if document is None or document.text_sha is None:
+                raise KeyError(f"no document named {name!r} in {self.scenario}")
+            self.manifest.mark_deleted(name)
+            return self._delete_chunks(name)
+
+    def restore_text(self, name: str, sha: str) -> int:
+        """Puts back an earlier text of a document (Undo of an edit)."""
+        return self.add_text(name, ParsedText(self.manifest.read_text(sha)))
+
+    def reindex(self, chunk_size: int, chunk_overlap: int, progress=None) -> ReindexReport:
+        """Re-chunks every document into a fresh collection, then switches to it in one commit."""
+        started = time.perf_counter()
+        with self._write_lock:
+            old = self.settings
+            new = RetrievalSettings.from_dict({**old.to_dict(), "chunk_size": chunk_size, "chunk_overlap": chunk_overlap})
+            generation = self.manifest.generation() + 1
+            self._drop_collection(generation)  # a leftover from a re-index that crashed
+            target = self._collection(generation)
+            documents = self.manifest.documents()
+            counts = {}
+            for done, document in enumerate(documents, 1):
+                text = self.manifest.read_text(document.text_sha)
+                counts[document.name] = self._write_chunks(target, document.name, document.text_sha, text, new)
+                if progress:
+                    progress(done, len(documents), document.name)
+            before = self.chunk_count()
+            self.manifest.switch_generation(new, generation, counts)
+            self._drop_collection(generation - 1)
+        return ReindexReport(before, sum(counts.values()), round(time.perf_counter() - started, 3))
+
+    def _write_chunks(self, collection, name: str, sha: str, text: str, settings: RetrievalSettings, progress=None) -> int:
+        splitter = RecursiveCharacterTextSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        chunks = [c for c in splitter.split_text(text) if c.strip()]
+        ingested_at = time.time()
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[start : start + EMBED_BATCH]
+            collection.upsert(
+                ids=[chunk_id(name, sha, start + i) for i in range(len(batch))],
+                documents=batch,
+                embeddings=self.embeddings.embed_documents(batch),
+                metadatas=[
+                    {"source": name, "chunk": start + i, "text_sha": sha, "ingested_at": ingested_at}
+                    for i in range(len(batch))
+                ],
+            )
+            if progress:
+                progress(start + len(batch), len(chunks))
+        return len(chunks)
+
+    def _delete_chunks(self, name: str, keep_sha: str | None = None) -> int:
+        collection = self._collection()
+        where = {"source": name} if keep_sha is None else {"$and": [{"source": name}, {"text_sha": {"$ne": keep_sha}}]}
+        ids = collection.get(where=where, include=[])["ids"]
+        if ids:
+            collection.delete(ids=ids)
         return len(ids)
 
-    # --- read -------------------------------------------------------------------------------
-    def search(self, query: str, k: int) -> list[Source]:
-        if not query.strip():
-            return []
-        hits = self.store.similarity_search_with_relevance_scores(query, k=k)
-        return [
-            Source(
-                name=doc.metadata["source"],
-                text=doc.page_content,
-                score=round(float(score), 4),
-                chunk=doc.metadata["chunk"],
-            )
-            for doc, score in hits
-        ]
+    def _remove_strays(self) -> None:
+        """Chunks of uncommitted texts (a crash mid-ingest) and unfinished re-index collections go."""
+        live = f"kb_{self.scenario}_g{self.manifest.generation()}"
+        for collection in self.client.list_collections():
+            name = getattr(collection, "name", collection)
+            if name.startswith(f"kb_{self.scenario}_g") and name != live:
+                self.client.delete_collection(name)
+        current = self._current_shas()
+        collection = self._collection()
+        found = collection.get(include=["metadatas"])
+        stray = [i for i, m in zip(found["ids"], found["metadatas"], strict=True) if current.get(m["source"]) != m["text_sha"]]
+        if stray:
+            collection.delete(ids=stray)
 
-    def documents(self) -> dict[str, int]:
-        """Document name -> chunk count."""
-        metadatas = self.store.get(include=["metadatas"])["metadatas"]
-        return dict(sorted(Counter(m["source"] for m in metadatas).items()))
+    def _drop_collection(self, generation: int) -> None:
+        try:
+            self.client.delete_collection(f"kb_{self.scenario}_g{generation}")
+        except (ValueError, chromadb.errors.NotFoundError):
+            pass
+
+    # --- read -----------------------------------------------------------------------------------
+    def search(self, query: str, settings: RetrievalSettings | None = None) -> list[Source]:
+        """The best chunks for query, scored by cosine relevance, at or above settings.min_score."""
+        settings = settings or self.settings
+        collection = self._collection()
+        total = collection.count()
+        if not query.strip() or not total:
+            return []
+        mmr = settings.search_type == "mmr"
+        vector = self.embeddings.embed_query(query)
+        slack = 8  # room for chunks of a version being replaced right now, which are dropped below
+        found = collection.query(
+            query_embeddings=[vector],
+            n_results=min(total, (settings.fetch_k if mmr else settings.k) + slack),
+            include=["documents", "metadatas", "distances"] + (["embeddings"] if mmr else []),
+        )
+        current = self._current_shas()
+        hits = []
+        for index, (text, meta, distance) in enumerate(
+            zip(found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True)
+        ):
+            score = round(1.0 - float(distance), 4)
+            if current.get(meta["source"]) == meta["text_sha"] and score >= settings.min_score:
+                hits.append((Source(meta["source"], text, score, meta["chunk"]), index))
+        if not mmr:
+            return [source for source, _ in hits[: settings.k]]
+        vectors = np.array([found["embeddings"][0][index] for _, index in hits])
+        if not len(vectors):
+            return []
+        chosen = maximal_marginal_relevance(np.array(vector), vectors, settings.mmr_lambda, settings.k)
+        return [hits[i][0] for i in chosen]
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.manifest.documents()
+
+    def document_text(self, name: str) -> str:
+        document = self.manifest.document(name)
+        if document is None or document.text_sha is None:
+            raise KeyError(f"no document named {name!r} in {self.scenario}")
+        return self.manifest.read_text(document.text_sha)
+
+    def chunks_of(self, name: str) -> list[str]:
+        found = self._collection().get(where={"source": name}, include=["documents", "metadatas"])
+        current = self._current_shas().get(name)
+        pairs = [(m["chunk"], d) for d, m in zip(found["documents"], found["metadatas"], strict=True) if m["text_sha"] == current]
+        return [text for _, text in sorted(pairs)]
 
     def chunk_count(self) -> int:
-        return self.store._collection.count()
+        return sum(d.chunks for d in self.manifest.documents())
+
+    def _current_shas(self) -> dict[str, str]:
+        return {d.name: d.text_sha for d in self.manifest.documents()}

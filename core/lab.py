@@ -12,11 +12,13 @@ from core.chat_model import LocalChatModel
 from core.compare import Column, ComparisonStream
 from core.engine import Decoding, Engine
 from core.jobs import latest_job, submit_training
+from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase
 from core.model_store import bundled_embeddings_dir, load_model, resolve_device
 from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
-from core.scenario import Scenario, ScenarioError, list_scenarios
+from core.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
 from core.settings import Settings
+from core.uploads import parse_upload
 
 
 class Lab:
@@ -55,18 +57,31 @@ class Lab:
     def knowledge_base(self, scenario: Scenario) -> KnowledgeBase:
         with self._lock:
             if scenario.name not in self._knowledge_bases:
-                self._knowledge_bases[scenario.name] = KnowledgeBase(
-                    Path(self.settings.data_dir) / "chroma",
-                    scenario.name,
-                    self.embeddings,
-                    self.settings.chunk_size,
-                    self.settings.chunk_overlap,
+                s = self.settings
+                defaults = RetrievalSettings(
+                    k=s.retrieval_k, min_score=s.retrieval_min_score, chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap
                 )
+                self._knowledge_bases[scenario.name] = KnowledgeBase(s.data_dir, scenario.name, self.embeddings, defaults)
             return self._knowledge_bases[scenario.name]
 
+    def upload_document(self, scenario: Scenario, data: bytes, raw_name: str, progress=None) -> tuple[str, int, list[str]]:
+        """Parses an uploaded file (bounded in size, time and memory) and adds it to the knowledge base:
+        (document name, chunks written, parsing notes). Raises UnreadableDocument; nothing changes then."""
+        s = self.settings
+        name, parsed = parse_upload(data, raw_name, s.max_upload_mb * 10**6, s.parse_timeout_s, s.parse_memory_mb)
+        return name, self.knowledge_base(scenario).add_text(name, parsed, progress=progress), parsed.notes
+
     # --- scenarios ----------------------------------------------------------------------------
+    @property
+    def user_scenarios_dir(self) -> Path:
+        """Where scenarios created from the app live (the scenarios folder may be read-only or in git)."""
+        return Path(self.settings.data_dir) / "scenarios"
+
     def scenarios(self) -> list[Scenario]:
-        return list_scenarios(self.settings.scenarios_dir)
+        return list_scenarios(self.settings.scenarios_dir, self.user_scenarios_dir)
+
+    def create_scenario(self, title: str, description: str) -> Scenario:
+        return create_scenario(self.user_scenarios_dir, title, description, {s.name for s in self.scenarios()})
 
     def scenario(self, name: str) -> Scenario:
         for scenario in self.scenarios():
@@ -75,8 +90,8 @@ class Lab:
         raise ScenarioError(f"No scenario named {name!r} in {self.settings.scenarios_dir}")
 
     def ensure_ingested(self, scenario: Scenario, progress=None):
-        """Indexes the scenario's docs folder; unchanged documents are skipped."""
-        return self.knowledge_base(scenario).ingest_folder(scenario.docs_dir, progress)
+        """Imports the scenario's docs folder: new and changed files only."""
+        return self.knowledge_base(scenario).sync_folder(scenario.docs_dir, progress)
 
     # --- adapters -----------------------------------------------------------------------------
     def active_adapter(self, scenario: Scenario) -> AdapterInfo | None:
@@ -118,7 +133,7 @@ class Lab:
 
     def _retriever(self, scenario: Scenario):
         knowledge_base = self.knowledge_base(scenario)
-        return lambda question: knowledge_base.search(question, self.settings.retrieval_k)
+        return knowledge_base.search  # with the knowledge base's saved settings, read at each question
 
     def ask(
         self,
@@ -183,7 +198,7 @@ class Lab:
             "dtype": str(engine.dtype).removeprefix("torch."),
             "context_window": engine.context_window,
             "documents": len(documents),
-            "chunks": sum(documents.values()),
+            "chunks": sum(d.chunks for d in documents),
             "adapter": adapter.name if adapter else None,
             "adapter_metadata": adapter.metadata if adapter else None,
             "job": latest_job(self.settings, scenario.name),

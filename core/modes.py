@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.messages import AIMessageChunk
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
 from core.chat_model import LocalChatModel
-from core.prompts import GROUNDED_PROMPT, PLAIN_PROMPT, format_sources
+from core.prompts import GROUNDED_PROMPT, NO_SOURCE_ANSWER, NO_SOURCE_NOTE, PLAIN_PROMPT, format_sources
 
 MODES = ("base", "rag", "finetuned", "hybrid")
 RETRIEVAL_MODES = ("rag", "hybrid")
@@ -71,8 +72,25 @@ def build_prompt_chain(mode: str, retrieve) -> Runnable:
 
 
 def build_chain(mode: str, llm: LocalChatModel, retrieve) -> Runnable:
-    """The prompt chain, then the model: streams {"sources": [...]}, {"messages": ...}, then {"answer": chunk}s."""
-    return build_prompt_chain(mode, retrieve) | RunnablePassthrough.assign(answer=itemgetter("messages") | llm)
+    """The prompt chain, then the model: streams {"sources": [...]}, {"messages": ...}, then {"answer": chunk}s.
+    A retrieval mode that found no source good enough answers NO_SOURCE_ANSWER without the model."""
+    answer = RunnableBranch(
+        (lambda x: not needs_model(mode, x["sources"]), RunnableLambda(lambda x: no_source_answer())),
+        itemgetter("messages") | llm,
+    )
+    return build_prompt_chain(mode, retrieve) | RunnablePassthrough.assign(answer=answer)
+
+
+def needs_model(mode: str, sources: list) -> bool:
+    return mode not in RETRIEVAL_MODES or bool(sources)
+
+
+def no_source_answer() -> AIMessageChunk:
+    return AIMessageChunk(
+        content=NO_SOURCE_ANSWER,
+        usage_metadata={"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        response_metadata={"model_name": "", "ttft_s": None, "tokens_per_s": 0.0, "notes": [NO_SOURCE_NOTE]},
+    )
 
 
 class AnswerStream:

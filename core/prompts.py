@@ -4,6 +4,7 @@ Training renders its grounded examples through the same template, so an adapter 
 prompt that hybrid mode will show it.
 """
 
+import re
 from dataclasses import dataclass
 
 from langchain_core.messages.utils import convert_to_openai_messages
@@ -27,16 +28,27 @@ GROUNDED_PROMPT = ChatPromptTemplate.from_messages(
     ]
 )
 
-NO_SOURCES = "(no source in the knowledge base matched this question)"
+# What RAG and hybrid say, without asking the model, when no chunk clears the minimum score.
+NO_SOURCE_ANSWER = "I can't answer that from the knowledge base: none of its passages matches the question closely enough."
+NO_SOURCE_NOTE = "No knowledge-base passage reached the minimum score, so the model was not asked (it would only guess)."
+
+
+# Images in documents (Markdown or HTML) reach the model as "[image: alt]": no URL it could repeat.
+_IMAGES = re.compile(r"!\[([^\]]*)\]\([^)]*\)|<img\b([^>]*)>", re.IGNORECASE)
+_ALT = re.compile(r"""alt\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+
+
+def _image_placeholder(match: re.Match) -> str:
+    alt = match.group(1) if match.group(2) is None else (_ALT.search(match.group(2)) or [None, ""])[1]
+    return f"[image: {alt}]"
 
 
 def format_sources(sources: list) -> str:
     """Numbered source blocks; the document text is quoted as data inside <source> tags."""
-    if not sources:
-        return NO_SOURCES
     blocks = []
     for number, source in enumerate(sources, 1):
-        text = source.text.replace("</source>", "</ source>")  # a document cannot close its own frame
+        text = _IMAGES.sub(_image_placeholder, source.text)
+        text = text.replace("</source>", "</ source>")  # a document cannot close its own frame
         blocks.append(f'[{number}] <source name="{source.name}">\n{text}\n</source>')
     return "\n".join(blocks)
 

@@ -3,6 +3,7 @@
 import json
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,17 +84,48 @@ def load_scenario(path: str | Path) -> Scenario:
     )
 
 
-def list_scenarios(root: str | Path) -> list[Scenario]:
-    """Every valid scenario folder directly under root, by name."""
-    root = Path(root)
-    found = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if (folder / "scenario.toml").is_file():
-            try:
-                found.append(load_scenario(folder))
-            except ScenarioError:
-                continue
-    return found
+def list_scenarios(*roots: str | Path) -> list[Scenario]:
+    """Every valid scenario folder directly under the roots, by name; the first root wins a name clash."""
+    found: dict[str, Scenario] = {}
+    for root in map(Path, roots):
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            if (folder / "scenario.toml").is_file():
+                try:
+                    scenario = load_scenario(folder)
+                except ScenarioError:
+                    continue
+                found.setdefault(scenario.name, scenario)
+    return sorted(found.values(), key=lambda s: s.name)
+
+
+def scenario_name_for(title: str) -> str:
+    """'Acme HR policies!' -> 'acme_hr_policies'."""
+    slug = re.sub(r"[^a-z0-9]+", "_", unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower())
+    return slug.strip("_")[:40] or "scenario"
+
+
+def create_scenario(root: Path, title: str, description: str, taken: set[str], system_prompt: str = "") -> Scenario:
+    """A new, empty scenario folder under root (docs/ to be filled by upload); the name is made unique."""
+    title, description = title.strip(), description.strip()
+    if not title:
+        raise ScenarioError("A new scenario needs a title.")
+    if len(title) > 80 or len(description) > 2000:
+        raise ScenarioError("Keep the title under 80 characters and the description under 2,000.")
+    base = scenario_name_for(title)
+    name, number = base, 2
+    while name in taken or (Path(root) / name).exists():
+        name, number = f"{base}_{number}", number + 1
+    folder = Path(root) / name
+    (folder / "docs").mkdir(parents=True)
+    lines = [f"name = {_toml_string(name)}", f"title = {_toml_string(title)}", f"description = {_toml_string(description)}"]
+    if system_prompt.strip():
+        lines.append(f"system_prompt = {_toml_string(system_prompt.strip())}")
+    (folder / "scenario.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return load_scenario(folder)
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
 def read_jsonl(path: Path, report: Report) -> list[tuple[int, dict]]:

@@ -36,9 +36,17 @@ class Settings(BaseSettings):
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0, description="Discourages loops in small models.")
     seed: int = Field(0, description="Seed for sampling and training.")
 
+    # Defaults for a new knowledge base; each scenario's own choices (Knowledge base page) are kept in the database.
     retrieval_k: int = Field(3, ge=1, le=20, description="Chunks retrieved per question.")
+    retrieval_min_score: float = Field(
+        0.2, ge=-1.0, le=1.0, description="Chunks below this cosine relevance are not used; none left: RAG declines."
+    )
     chunk_size: int = Field(500, ge=100, le=8000, description="Characters per knowledge-base chunk.")
     chunk_overlap: int = Field(80, ge=0, le=2000, description="Characters shared by neighbouring chunks.")
+
+    max_upload_mb: int = Field(20, ge=1, le=1000, description="Largest document accepted for upload.")
+    parse_timeout_s: float = Field(30.0, gt=0, description="An upload that takes longer to parse is refused.")
+    parse_memory_mb: int = Field(1536, ge=256, description="Address-space limit of the process that parses an upload.")
 
 
 @lru_cache(maxsize=1)

@@ -1,108 +1,129 @@
-"""Knowledge base: real Chroma, real embeddings; idempotent ingest, replacement, retrieval, loaders."""
+"""Knowledge base: real Chroma, real embeddings, real SQLite manifest; ingest, replace, delete, re-index,
+search settings, restart in a new process."""
 
+import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
+from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase
-from core.loaders import UnreadableDocument, load_file
+from core.loaders import ParsedText
+from tests.conftest import ROOT, SAMPLE
 
 
 @pytest.fixture
 def kb(lab, tmp_path):
-    return KnowledgeBase(tmp_path / "chroma", "kbtest", lab.embeddings, chunk_size=300, chunk_overlap=30)
+    return KnowledgeBase(tmp_path, "kbtest", lab.embeddings, RetrievalSettings(chunk_size=300, chunk_overlap=30, min_score=0.0))
 
 
 @pytest.fixture
 def docs(tmp_path):
     folder = tmp_path / "docs"
-    shutil.copytree("scenarios/lumen_support/docs", folder)
+    shutil.copytree(SAMPLE / "docs", folder)
     return folder
 
 
-def test_ingest_is_idempotent(kb, docs):
-    first = kb.ingest_folder(docs)
-    chunks = kb.chunk_count()
+def counts(kb) -> dict[str, int]:
+    return {d.name: d.chunks for d in kb.documents()}
+
+
+def test_sync_is_idempotent_and_counts_match_chroma(kb, docs):
+    first = kb.sync_folder(docs)
     assert len(first.added) == len(list(docs.iterdir())) and not first.failed
-    second = kb.ingest_folder(docs)
+    second = kb.sync_folder(docs)
     assert second.added == [] and len(second.unchanged) == len(first.added)
-    assert kb.chunk_count() == chunks == first.chunks_added
+    assert kb.chunk_count() == first.chunks_added == kb._collection().count()
+    assert all(len(kb.chunks_of(name)) == n for name, n in counts(kb).items())
 
 
-def test_changed_document_replaces_its_chunks(kb, docs):
-    kb.ingest_folder(docs)
-    before = kb.documents()
-    path = docs / "returns_and_refunds.md"
-    path.write_text("# Returns\n\nLumen Bikes accepts returns within 99 days of delivery.\n")
-    report = kb.ingest_folder(docs)
+def test_changed_file_replaces_its_chunks_and_nothing_else(kb, docs):
+    kb.sync_folder(docs)
+    before = counts(kb)
+    (docs / "returns_and_refunds.md").write_text("# Returns\n\nLumen Bikes accepts returns within 99 days of delivery.\n")
+    report = kb.sync_folder(docs)
     assert report.added == ["returns_and_refunds.md"]
-    after = kb.documents()
-    assert after["returns_and_refunds.md"] == 1
-    assert {k: v for k, v in after.items() if k != "returns_and_refunds.md"} == {
-        k: v for k, v in before.items() if k != "returns_and_refunds.md"
-    }
-    hit = kb.search("How long is the return window?", k=1)[0]
+    after = counts(kb)
+    assert after.pop("returns_and_refunds.md") == 1 and before.pop("returns_and_refunds.md") > 1
+    assert after == before
+    hit = kb.search("How long is the return window?", RetrievalSettings(k=1, min_score=0.0))[0]
     assert "99 days" in hit.text and hit.name == "returns_and_refunds.md"
 
 
-def test_search_finds_the_right_document_with_scores(kb, docs):
-    kb.ingest_folder(docs)
-    hits = kb.search("What is the phone number for support?", k=3)
-    assert len(hits) == 3
-    assert hits[0].name == "contact_support.html"
+def test_search_scores_are_sorted_and_the_right_document_wins(kb, docs):
+    kb.sync_folder(docs)
+    hits = kb.search("What is the phone number for support?", RetrievalSettings(k=3, min_score=0.0))
+    assert len(hits) == 3 and hits[0].name == "contact_support.html"
     assert hits[0].score >= hits[1].score >= hits[2].score
-    assert kb.search("   ", k=3) == []
+    assert kb.search("   ") == []
 
 
-def test_delete_document(kb, docs):
-    kb.ingest_folder(docs)
+def test_min_score_filters_and_mmr_diversifies(kb, docs):
+    kb.sync_folder(docs)
+    assert kb.search("What is the capital of France?", RetrievalSettings(k=3, min_score=0.3)) == []
+    question = "How much does shipping cost?"
+    plain = kb.search(question, RetrievalSettings(k=4, min_score=0.0))
+    mmr = kb.search(question, RetrievalSettings(k=4, min_score=0.0, search_type="mmr", mmr_lambda=0.3))
+    assert len(mmr) == 4 and mmr[0] == plain[0]  # the best chunk is always picked first
+    assert len({h.name for h in mmr}) >= len({h.name for h in plain})
+    assert [h.text for h in mmr] != [h.text for h in plain]
+
+
+def test_delete_removes_the_document_and_its_chunks(kb, docs):
+    kb.sync_folder(docs)
+    total = kb.chunk_count()
     removed = kb.delete_document("warranty.md")
-    assert removed > 0 and "warranty.md" not in kb.documents()
+    assert removed > 0 and "warranty.md" not in counts(kb)
+    assert kb._collection().count() == total - removed
+    assert all(h.name != "warranty.md" for h in kb.search("frame warranty years", RetrievalSettings(k=10, min_score=0.0)))
+    # A deleted scenario document stays deleted when the folder is synced again.
+    assert "warranty.md" in kb.sync_folder(docs).unchanged and "warranty.md" not in counts(kb)
+    with pytest.raises(KeyError):
+        kb.delete_document("warranty.md")
 
 
-def test_loaders_read_html_and_pdf(tmp_path):
-    html = tmp_path / "page.html"
-    html.write_text("<html><body><h1>Title</h1><p>Lumen &amp; friends</p><script>alert(1)</script></body></html>")
-    assert "Lumen & friends" in load_file(html)[0].page_content
-    pdf = tmp_path / "doc.pdf"
-    pdf.write_bytes(_tiny_pdf("Lumen PDF text"))
-    assert "Lumen PDF text" in load_file(pdf)[0].page_content
+def test_reindex_changes_chunking_in_one_switch(kb, docs):
+    kb.sync_folder(docs)
+    before = kb.chunk_count()
+    report = kb.reindex(chunk_size=150, chunk_overlap=0)
+    assert report.chunks_before == before and report.chunks_after == kb.chunk_count() > before
+    assert kb.settings.chunk_size == 150 and kb._collection().count() == report.chunks_after
+    assert all(len(c) <= 150 for c in kb.chunks_of("warranty.md"))
+    assert kb.search("How many years is the frame covered?", RetrievalSettings(k=1, min_score=0.0))[0].name == "warranty.md"
+    with pytest.raises(ValueError, match="re-index"):
+        kb.save_search_settings(RetrievalSettings(chunk_size=900, chunk_overlap=0))
 
 
-@pytest.mark.parametrize(
-    "name, content, reason",
-    [
-        ("empty.txt", b"", "no text"),
-        ("fake.pdf", b"\x00\x01not a pdf at all", "could not be read"),
-        ("x.exe", b"MZ", "unsupported"),
-    ],
-)
-def test_unreadable_files_are_refused_and_change_nothing(kb, docs, tmp_path, name, content, reason):
-    kb.ingest_folder(docs)
-    before = kb.documents()
-    bad = tmp_path / name
-    bad.write_bytes(content)
-    with pytest.raises(UnreadableDocument, match=reason):
-        kb.ingest_file(bad, name)
-    assert kb.documents() == before
+def test_uncommitted_chunks_are_invisible_and_removed_on_open(kb, docs, lab, tmp_path):
+    """A crash after writing chunks but before committing the manifest row leaves nothing behind."""
+    kb.sync_folder(docs)
+    total = kb.chunk_count()
+    kb._write_chunks(kb._collection(), "ghost.md", "0" * 64, "Lumen ghost policy: refunds in 1 hour. " * 20, kb.settings)
+    assert all(h.name != "ghost.md" for h in kb.search("ghost policy refunds", RetrievalSettings(k=5, min_score=0.0)))
+    reopened = KnowledgeBase(tmp_path, "kbtest", lab.embeddings, kb.manifest.defaults)
+    assert reopened._collection().count() == total
 
 
-def _tiny_pdf(text: str) -> bytes:
-    """A minimal one-page PDF with one line of text, written by hand (no PDF library needed)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = b"%PDF-1.4\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return out
+def test_state_survives_a_restart_in_a_new_process(lab, sample, settings):
+    knowledge_base = lab.knowledge_base(sample)
+    lab.upload_document(sample, b"Lumen Bikes rents e-bikes for $9 per hour at the Portland store.", "rentals.md")
+    expected = counts(knowledge_base)
+    script = (
+        "import json; from core.lab import Lab; from core.settings import get_settings; from core.scenario import load_scenario\n"
+        "lab = Lab(get_settings()); kb = lab.knowledge_base(load_scenario(%r))\n"
+        "hit = kb.search('How much does it cost to rent a bike?')[0]\n"
+        "print(json.dumps({'counts': {d.name: d.chunks for d in kb.documents()}, 'chroma': kb._collection().count(), 'hit': hit.name}))"
+    ) % str(SAMPLE)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["counts"] == expected and seen["chroma"] == sum(expected.values()) and seen["hit"] == "rentals.md"
+    knowledge_base.delete_document("rentals.md")
+
+
+def test_an_upload_of_the_same_text_is_idempotent(kb):
+    assert kb.add_text("a.md", ParsedText("Lumen Bikes opened a store in Lisbon in 2024. " * 10)) > 0
+    assert kb.add_text("a.md", ParsedText("Lumen Bikes opened a store in Lisbon in 2024. " * 10)) == 0
+    assert counts(kb) == {"a.md": kb._collection().count()}
