@@ -82,7 +82,16 @@ def apply_edit(knowledge_base: KnowledgeBase, name: str, old_sentence: str, new_
         cursor = connection.execute(
             """INSERT INTO kb_edits (scenario, name, original_sha, edited_sha, old_sentence, new_sentence, reindex_s, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (knowledge_base.scenario, name, original_sha, edited_sha, old_sentence, new_sentence, reindex_s, time.time()),
+            (
+                knowledge_base.scenario,
+                name,
+                original_sha,
+                edited_sha,
+                old_sentence,
+                new_sentence,
+                reindex_s,
+                time.time(),
+            ),
         )
         edit_id = cursor.lastrowid
     return _edit(knowledge_base, edit_id)

@@ -103,7 +103,9 @@ class Manifest:
             ).fetchone()
         return _info(row) if row else None
 
-    def commit(self, name: str, sha: str, origin: str, origin_sha: str | None, chunks: int, chars: int, notes: list[str]):
+    def commit(
+        self, name: str, sha: str, origin: str, origin_sha: str | None, chunks: int, chars: int, notes: list[str]
+    ):
         now = time.time()
         with db.connect(self.data_dir) as connection:
             connection.execute(
@@ -135,7 +137,11 @@ class Manifest:
     # --- settings and the live collection -------------------------------------------------------
     def settings(self) -> RetrievalSettings:
         row = self._settings_row()
-        return RetrievalSettings.from_dict({**self.defaults.to_dict(), **json.loads(row["settings"])}) if row else self.defaults
+        return (
+            RetrievalSettings.from_dict({**self.defaults.to_dict(), **json.loads(row["settings"])})
+            if row
+            else self.defaults
+        )
 
     def save_settings(self, settings: RetrievalSettings) -> None:
         with db.connect(self.data_dir) as connection:

@@ -9,6 +9,7 @@ Chroma is used directly (not through langchain-chroma) so that one query returns
 MMR, the candidates' vectors; embeddings, splitting and MMR come from LangChain.
 """
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -171,7 +172,9 @@ class KnowledgeBase:
         started = time.perf_counter()
         with self._write_lock:
             old = self.settings
-            new = RetrievalSettings.from_dict({**old.to_dict(), "chunk_size": chunk_size, "chunk_overlap": chunk_overlap})
+            new = RetrievalSettings.from_dict(
+                {**old.to_dict(), "chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+            )
             generation = self.manifest.generation() + 1
             self._drop_collection(generation)  # a leftover from a re-index that crashed
             target = self._collection(generation)
@@ -187,7 +190,9 @@ class KnowledgeBase:
             self._drop_collection(generation - 1)
         return ReindexReport(before, sum(counts.values()), round(time.perf_counter() - started, 3))
 
-    def _write_chunks(self, collection, name: str, sha: str, text: str, settings: RetrievalSettings, progress=None) -> int:
+    def _write_chunks(
+        self, collection, name: str, sha: str, text: str, settings: RetrievalSettings, progress=None
+    ) -> int:
         splitter = RecursiveCharacterTextSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
         chunks = [c for c in splitter.split_text(text) if c.strip()]
         ingested_at = time.time()
@@ -224,15 +229,17 @@ class KnowledgeBase:
         current = self._current_shas()
         collection = self._collection()
         found = collection.get(include=["metadatas"])
-        stray = [i for i, m in zip(found["ids"], found["metadatas"], strict=True) if current.get(m["source"]) != m["text_sha"]]
+        stray = [
+            i
+            for i, m in zip(found["ids"], found["metadatas"], strict=True)
+            if current.get(m["source"]) != m["text_sha"]
+        ]
         if stray:
             collection.delete(ids=stray)
 
     def _drop_collection(self, generation: int) -> None:
-        try:
+        with contextlib.suppress(ValueError, chromadb.errors.NotFoundError):
             self.client.delete_collection(f"kb_{self.scenario}_g{generation}")
-        except (ValueError, chromadb.errors.NotFoundError):
-            pass
 
     # --- read -----------------------------------------------------------------------------------
     def search(self, query: str, settings: RetrievalSettings | None = None) -> list[Source]:
@@ -278,7 +285,11 @@ class KnowledgeBase:
     def chunks_of(self, name: str) -> list[str]:
         found = self._collection().get(where={"source": name}, include=["documents", "metadatas"])
         current = self._current_shas().get(name)
-        pairs = [(m["chunk"], d) for d, m in zip(found["documents"], found["metadatas"], strict=True) if m["text_sha"] == current]
+        pairs = [
+            (m["chunk"], d)
+            for d, m in zip(found["documents"], found["metadatas"], strict=True)
+            if m["text_sha"] == current
+        ]
         return [text for _, text in sorted(pairs)]
 
     def chunk_count(self) -> int:

@@ -59,12 +59,19 @@ class Lab:
             if scenario.name not in self._knowledge_bases:
                 s = self.settings
                 defaults = RetrievalSettings(
-                    k=s.retrieval_k, min_score=s.retrieval_min_score, chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap
+                    k=s.retrieval_k,
+                    min_score=s.retrieval_min_score,
+                    chunk_size=s.chunk_size,
+                    chunk_overlap=s.chunk_overlap,
                 )
-                self._knowledge_bases[scenario.name] = KnowledgeBase(s.data_dir, scenario.name, self.embeddings, defaults)
+                self._knowledge_bases[scenario.name] = KnowledgeBase(
+                    s.data_dir, scenario.name, self.embeddings, defaults
+                )
             return self._knowledge_bases[scenario.name]
 
-    def upload_document(self, scenario: Scenario, data: bytes, raw_name: str, progress=None) -> tuple[str, int, list[str]]:
+    def upload_document(
+        self, scenario: Scenario, data: bytes, raw_name: str, progress=None
+    ) -> tuple[str, int, list[str]]:
         """Parses an uploaded file (bounded in size, time and memory) and adds it to the knowledge base:
         (document name, chunks written, parsing notes). Raises UnreadableDocument; nothing changes then."""
         s = self.settings

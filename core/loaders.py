@@ -21,7 +21,9 @@ with warnings.catch_warnings():  # langchain-community announces its sunset on i
 SUPPORTED_SUFFIXES = (".md", ".txt", ".pdf", ".html", ".htm", ".docx")
 
 # Zero-width and bidi formatting characters, and C0/C1 controls other than tab and newline.
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_INVISIBLE = re.compile(
+    r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -55,7 +57,9 @@ def parse_file(path: Path, display_name: str | None = None) -> ParsedText:
         with tempfile.TemporaryDirectory() as folder:  # the loader reads a file: give it the decoded text
             utf8 = Path(folder) / "page.html"
             utf8.write_text(html.text, encoding="utf-8")
-            loader = BSHTMLLoader(utf8, open_encoding="utf-8", bs_kwargs={"features": "html.parser"}, get_text_separator="\n")
+            loader = BSHTMLLoader(
+                utf8, open_encoding="utf-8", bs_kwargs={"features": "html.parser"}, get_text_separator="\n"
+            )
             parsed = ParsedText(_load_with(loader, name, "HTML page"), html.notes)
     return clean(parsed, name)
 
@@ -67,7 +71,12 @@ def decode_text(data: bytes) -> ParsedText:
         return ParsedText(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         pass
-    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return ParsedText(data.decode(encoding), [f"not UTF-8: decoded as {encoding.upper()}"])

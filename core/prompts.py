@@ -29,8 +29,12 @@ GROUNDED_PROMPT = ChatPromptTemplate.from_messages(
 )
 
 # What RAG and hybrid say, without asking the model, when no chunk clears the minimum score.
-NO_SOURCE_ANSWER = "I can't answer that from the knowledge base: none of its passages matches the question closely enough."
-NO_SOURCE_NOTE = "No knowledge-base passage reached the minimum score, so the model was not asked (it would only guess)."
+NO_SOURCE_ANSWER = (
+    "I can't answer that from the knowledge base: none of its passages matches the question closely enough."
+)
+NO_SOURCE_NOTE = (
+    "No knowledge-base passage reached the minimum score, so the model was not asked (it would only guess)."
+)
 
 
 # Images in documents (Markdown or HTML) reach the model as "[image: alt]": no URL it could repeat.

@@ -117,7 +117,11 @@ def create_scenario(root: Path, title: str, description: str, taken: set[str], s
         name, number = f"{base}_{number}", number + 1
     folder = Path(root) / name
     (folder / "docs").mkdir(parents=True)
-    lines = [f"name = {_toml_string(name)}", f"title = {_toml_string(title)}", f"description = {_toml_string(description)}"]
+    lines = [
+        f"name = {_toml_string(name)}",
+        f"title = {_toml_string(title)}",
+        f"description = {_toml_string(description)}",
+    ]
     if system_prompt.strip():
         lines.append(f"system_prompt = {_toml_string(system_prompt.strip())}")
     (folder / "scenario.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -15,7 +15,7 @@ import threading
 import unicodedata
 from pathlib import Path
 
-from core.loaders import SUPPORTED_SUFFIXES, ParsedText, UnreadableDocument, parse_file
+from core.loaders import SUPPORTED_SUFFIXES, ParsedText, UnreadableDocument
 
 _UNSAFE = re.compile(r"[^\w.\- ()]+")
 MAX_NAME_CHARS = 120
@@ -30,7 +30,9 @@ def safe_document_name(raw: str) -> str:
     return stem[: MAX_NAME_CHARS - len(suffix)] + suffix.lower()
 
 
-def parse_upload(data: bytes, raw_name: str, max_bytes: int, timeout_s: float, memory_mb: int) -> tuple[str, ParsedText]:
+def parse_upload(
+    data: bytes, raw_name: str, max_bytes: int, timeout_s: float, memory_mb: int
+) -> tuple[str, ParsedText]:
     """(safe name, parsed text) for an uploaded file; raises UnreadableDocument with the reason."""
     name = safe_document_name(raw_name)
     suffix = Path(name).suffix
@@ -76,7 +78,9 @@ class ParseWorker:
                 self._stop()
                 if timed_out:
                     raise UnreadableDocument(f"{name}: parsing took longer than {timeout_s:.0f} s and was stopped")
-                raise UnreadableDocument(f"{name}: parsing used more than {self.memory_mb} MB or crashed, and was stopped")
+                raise UnreadableDocument(
+                    f"{name}: parsing used more than {self.memory_mb} MB or crashed, and was stopped"
+                )
         result = json.loads(reply)
         if "error" in result:
             raise UnreadableDocument(result["error"])

@@ -16,7 +16,9 @@ from tests.conftest import ROOT, SAMPLE
 
 @pytest.fixture
 def kb(lab, tmp_path):
-    return KnowledgeBase(tmp_path, "kbtest", lab.embeddings, RetrievalSettings(chunk_size=300, chunk_overlap=30, min_score=0.0))
+    return KnowledgeBase(
+        tmp_path, "kbtest", lab.embeddings, RetrievalSettings(chunk_size=300, chunk_overlap=30, min_score=0.0)
+    )
 
 
 @pytest.fixture
@@ -42,7 +44,9 @@ def test_sync_is_idempotent_and_counts_match_chroma(kb, docs):
 def test_changed_file_replaces_its_chunks_and_nothing_else(kb, docs):
     kb.sync_folder(docs)
     before = counts(kb)
-    (docs / "returns_and_refunds.md").write_text("# Returns\n\nLumen Bikes accepts returns within 99 days of delivery.\n")
+    (docs / "returns_and_refunds.md").write_text(
+        "# Returns\n\nLumen Bikes accepts returns within 99 days of delivery.\n"
+    )
     report = kb.sync_folder(docs)
     assert report.added == ["returns_and_refunds.md"]
     after = counts(kb)
@@ -77,7 +81,9 @@ def test_delete_removes_the_document_and_its_chunks(kb, docs):
     removed = kb.delete_document("warranty.md")
     assert removed > 0 and "warranty.md" not in counts(kb)
     assert kb._collection().count() == total - removed
-    assert all(h.name != "warranty.md" for h in kb.search("frame warranty years", RetrievalSettings(k=10, min_score=0.0)))
+    assert all(
+        h.name != "warranty.md" for h in kb.search("frame warranty years", RetrievalSettings(k=10, min_score=0.0))
+    )
     # A deleted scenario document stays deleted when the folder is synced again.
     assert "warranty.md" in kb.sync_folder(docs).unchanged and "warranty.md" not in counts(kb)
     with pytest.raises(KeyError):
@@ -91,7 +97,10 @@ def test_reindex_changes_chunking_in_one_switch(kb, docs):
     assert report.chunks_before == before and report.chunks_after == kb.chunk_count() > before
     assert kb.settings.chunk_size == 150 and kb._collection().count() == report.chunks_after
     assert all(len(c) <= 150 for c in kb.chunks_of("warranty.md"))
-    assert kb.search("How many years is the frame covered?", RetrievalSettings(k=1, min_score=0.0))[0].name == "warranty.md"
+    assert (
+        kb.search("How many years is the frame covered?", RetrievalSettings(k=1, min_score=0.0))[0].name
+        == "warranty.md"
+    )
     with pytest.raises(ValueError, match="re-index"):
         kb.save_search_settings(RetrievalSettings(chunk_size=900, chunk_overlap=0))
 
@@ -100,7 +109,9 @@ def test_uncommitted_chunks_are_invisible_and_removed_on_open(kb, docs, lab, tmp
     """A crash after writing chunks but before committing the manifest row leaves nothing behind."""
     kb.sync_folder(docs)
     total = kb.chunk_count()
-    kb._write_chunks(kb._collection(), "ghost.md", "0" * 64, "Lumen ghost policy: refunds in 1 hour. " * 20, kb.settings)
+    kb._write_chunks(
+        kb._collection(), "ghost.md", "0" * 64, "Lumen ghost policy: refunds in 1 hour. " * 20, kb.settings
+    )
     assert all(h.name != "ghost.md" for h in kb.search("ghost policy refunds", RetrievalSettings(k=5, min_score=0.0)))
     reopened = KnowledgeBase(tmp_path, "kbtest", lab.embeddings, kb.manifest.defaults)
     assert reopened._collection().count() == total
@@ -112,10 +123,10 @@ def test_state_survives_a_restart_in_a_new_process(lab, sample, settings):
     expected = counts(knowledge_base)
     script = (
         "import json; from core.lab import Lab; from core.settings import get_settings; from core.scenario import load_scenario\n"
-        "lab = Lab(get_settings()); kb = lab.knowledge_base(load_scenario(%r))\n"
+        f"lab = Lab(get_settings()); kb = lab.knowledge_base(load_scenario({str(SAMPLE)!r}))\n"
         "hit = kb.search('How much does it cost to rent a bike?')[0]\n"
         "print(json.dumps({'counts': {d.name: d.chunks for d in kb.documents()}, 'chroma': kb._collection().count(), 'hit': hit.name}))"
-    ) % str(SAMPLE)
+    )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])

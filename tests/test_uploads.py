@@ -24,9 +24,13 @@ def snapshot(kb):
 @pytest.mark.parametrize(
     "name, data, expected",
     [
-        ("notes.md", "# Rentals\n\nLumen rents e-bikes for **$9 per hour**.".encode(), "$9 per hour"),
+        ("notes.md", b"# Rentals\n\nLumen rents e-bikes for **$9 per hour**.", "$9 per hour"),
         ("notes.txt", "Rentals: Lumen rents e-bikes for $9 per hour.".encode("utf-16"), None),
-        ("page.html", b"<html><body><h1>Rentals</h1><p>Lumen &amp; partners rent e-bikes.</p><script>x()</script></body></html>", "Lumen & partners"),
+        (
+            "page.html",
+            b"<html><body><h1>Rentals</h1><p>Lumen &amp; partners rent e-bikes.</p><script>x()</script></body></html>",
+            "Lumen & partners",
+        ),
         ("doc.pdf", tiny_pdf("Lumen rents e-bikes for 9 dollars per hour"), "9 dollars per hour"),
         ("doc.docx", docx(["Rentals", "Lumen rents e-bikes for $9 per hour."]), "$9 per hour"),
     ],
@@ -41,10 +45,15 @@ def test_each_format_is_parsed(name, data, expected):
 
 
 def test_upload_becomes_retrievable_and_delete_removes_it(lab, sample, kb):
-    name, chunks, notes = lab.upload_document(sample, docx(["Lumen Bikes rents e-bikes for $9 per hour in Portland."]), "rentals.docx")
+    name, chunks, notes = lab.upload_document(
+        sample, docx(["Lumen Bikes rents e-bikes for $9 per hour in Portland."]), "rentals.docx"
+    )
     assert (name, chunks, notes) == ("rentals.docx", 1, [])
     assert kb.search("Can I rent a bike by the hour?", EVERYTHING)[0].name == "rentals.docx"
-    assert lab.upload_document(sample, docx(["Lumen Bikes rents e-bikes for $9 per hour in Portland."]), "rentals.docx")[1] == 0
+    assert (
+        lab.upload_document(sample, docx(["Lumen Bikes rents e-bikes for $9 per hour in Portland."]), "rentals.docx")[1]
+        == 0
+    )
     kb.delete_document("rentals.docx")
     assert all(h.name != "rentals.docx" for h in kb.search("Can I rent a bike by the hour?", EVERYTHING))
 
@@ -71,7 +80,9 @@ def test_non_utf8_text_is_decoded_and_the_user_told(lab, sample, kb):
         ("broken.docx", b"PK\x03\x04 not really a zip", "not a readable Word document"),
     ],
 )
-def test_bad_input_gets_a_clear_message_and_changes_nothing(lab, sample, kb, settings, monkeypatch, raw_name, data, reason):
+def test_bad_input_gets_a_clear_message_and_changes_nothing(
+    lab, sample, kb, settings, monkeypatch, raw_name, data, reason
+):
     monkeypatch.setattr(settings, "max_upload_mb", 1)
     before = snapshot(kb)
     with pytest.raises(UnreadableDocument, match=reason):
