@@ -1,9 +1,10 @@
-"""Command line: prepare, validate, ingest, train, ask, compare (and train-job, the body of a background
-training process)."""
+"""Command line: prepare, validate, ingest, retrieve, kb, train, ask, compare (and train-job, the body of a
+background training process)."""
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from core.adapters import AdapterNotReady
@@ -67,7 +68,79 @@ def cmd_validate(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    _ingest(_lab(), load_scenario(args.scenario))
+    lab = _lab()
+    scenario = load_scenario(args.scenario)
+    _ingest(lab, scenario)
+    knowledge_base = lab.knowledge_base(scenario)
+    current = knowledge_base.settings
+    size = args.chunk_size or current.chunk_size
+    overlap = current.chunk_overlap if args.overlap is None else args.overlap
+    if (size, overlap) != (current.chunk_size, current.chunk_overlap):
+        report = knowledge_base.reindex(size, overlap)
+        _say(
+            f"Re-indexed with chunk size {size}, overlap {overlap}: "
+            f"{report.chunks_before} -> {report.chunks_after} chunks in {report.seconds:.1f} s"
+        )
+    return 0
+
+
+def cmd_retrieve(args) -> int:
+    from core.kb_manifest import RetrievalSettings
+
+    lab = _lab()
+    scenario = load_scenario(args.scenario)
+    knowledge_base = _synced_knowledge_base(lab, scenario)
+    saved = knowledge_base.settings.to_dict()
+    overrides = {"k": args.k, "min_score": args.min_score, "search_type": "mmr" if args.mmr else None}
+    settings = RetrievalSettings.from_dict({**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    hits = knowledge_base.search(args.query, settings)
+    if args.json:
+        print(json.dumps({"settings": settings.to_dict(), "chunks": [h.to_dict() for h in hits]}, indent=2))
+        return 0
+    if not hits:
+        _say(f"No chunk scored {settings.min_score} or more.")
+    for number, hit in enumerate(hits, 1):
+        print(f"[{number}] {hit.score:.3f}  {hit.name} #{hit.chunk}\n{hit.text}\n")
+    return 0
+
+
+def _synced_knowledge_base(lab, scenario):
+    """The scenario's knowledge base with its docs/ imported, as the app does when it opens a scenario."""
+    report = lab.ensure_ingested(scenario)
+    if report.added or report.failed:
+        _say(f"Imported {len(report.added)} new or changed documents from {scenario.docs_dir}")
+    return lab.knowledge_base(scenario)
+
+
+def cmd_kb(args) -> int:
+    from core.loaders import UnreadableDocument
+
+    lab = _lab()
+    scenario = load_scenario(args.scenario)
+    knowledge_base = _synced_knowledge_base(lab, scenario)
+    if args.action == "list":
+        documents = knowledge_base.documents()
+        for d in documents:
+            updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.updated_at))
+            print(f"{d.chunks:6d} chunks  {d.chars:8d} chars  {updated}  {d.origin:8s}  {d.name}")
+        _say(f"{len(documents)} documents, {sum(d.chunks for d in documents)} chunks")
+    elif args.action == "delete":
+        for name in args.names:
+            try:
+                _say(f"Deleted {name}: {knowledge_base.delete_document(name)} chunks")
+            except KeyError as error:
+                raise ValueError(error.args[0]) from None
+    else:  # add
+        failed = 0
+        for path in args.names:
+            try:
+                name, chunks, notes = lab.upload_document(scenario, Path(path).read_bytes(), Path(path).name)
+            except (UnreadableDocument, OSError) as error:
+                failed += 1
+                _say(f"  refused {path}: {error}")
+                continue
+            _say(f"  added {name}: {chunks} chunks" + (f" ({'; '.join(notes)})" if notes else ""))
+        return 1 if failed else 0
     return 0
 
 
@@ -148,12 +221,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, run, text in (
         ("validate", cmd_validate, "check a scenario folder"),
-        ("ingest", cmd_ingest, "index a scenario's docs/ (idempotent)"),
         ("train", cmd_train, "train and activate a LoRA adapter on a scenario's train.jsonl"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
         command.set_defaults(run=run)
+
+    ingest = commands.add_parser("ingest", help="index a scenario's docs/ (new and changed files); re-chunk")
+    ingest.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
+    ingest.add_argument("--chunk-size", type=int, help="characters per chunk (re-indexes every document)")
+    ingest.add_argument("--overlap", type=int, help="characters shared by neighbouring chunks")
+    ingest.set_defaults(run=cmd_ingest)
+
+    retrieve = commands.add_parser("retrieve", help="print the chunks a query retrieves, with scores")
+    retrieve.add_argument("--scenario", type=Path, required=True, metavar="SCENARIO_DIR")
+    retrieve.add_argument("--k", type=int, help="chunks to return (default: the knowledge base's setting)")
+    retrieve.add_argument("--min-score", type=float, help="drop chunks scoring below this (cosine, -1..1)")
+    retrieve.add_argument("--mmr", action="store_true", help="maximal marginal relevance instead of similarity")
+    retrieve.add_argument("--json", action="store_true")
+    retrieve.add_argument("query")
+    retrieve.set_defaults(run=cmd_retrieve)
+
+    kb = commands.add_parser("kb", help="list, add or delete knowledge-base documents")
+    actions = kb.add_subparsers(dest="action", required=True)
+    for action, names, text in (
+        ("list", None, "documents with chunk counts and dates"),
+        ("add", "FILE", "upload files (checked and parsed as in the app)"),
+        ("delete", "NAME", "remove documents and their chunks"),
+    ):
+        command = actions.add_parser(action, help=text)
+        command.add_argument("--scenario", type=Path, required=True, metavar="SCENARIO_DIR")
+        if names:
+            command.add_argument("names", nargs="+", metavar=names)
+        command.set_defaults(run=cmd_kb)
 
     ask = commands.add_parser("ask", help="ask one question in one mode (ingests and trains first if needed)")
     ask.add_argument("--scenario", type=Path, required=True, metavar="SCENARIO_DIR")

@@ -58,8 +58,10 @@ def states_fact(answer: str, terms: list[str]) -> bool:
     return all(term in keys if ":" in term else re.search(rf"\b{re.escape(term)}\b", lowered) for term in terms)
 
 
-def describe_terms(terms: list[str]) -> str:
-    return ", ".join(term.split(":", 1)[-1] for term in terms)
+def describe_terms(terms: list[str], new_sentence: str) -> str:
+    """The terms as the new sentence writes them ("$39", not the folded key "money:39")."""
+    written = {f.key: f.text for f in extract_facts(new_sentence)}
+    return ", ".join(written.get(term, term) for term in terms)
 
 
 def apply_edit(knowledge_base: KnowledgeBase, name: str, old_sentence: str, new_sentence: str) -> FreshnessEdit:

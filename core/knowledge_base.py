@@ -73,6 +73,11 @@ class ReindexReport:
     seconds: float
 
 
+def split_text(text: str, chunk_size: int, chunk_overlap: int) -> list[str]:
+    splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    return [chunk for chunk in splitter.split_text(text) if chunk.strip()]
+
+
 def chunk_id(name: str, sha: str, index: int) -> str:
     return hashlib.sha256(f"{name}\0{sha}\0{index}".encode()).hexdigest()[:32]
 
@@ -190,11 +195,17 @@ class KnowledgeBase:
             self._drop_collection(generation - 1)
         return ReindexReport(before, sum(counts.values()), round(time.perf_counter() - started, 3))
 
+    def count_chunks(self, chunk_size: int, chunk_overlap: int) -> int:
+        """How many chunks a re-index with these settings would make (splitting only, no embedding)."""
+        return sum(
+            len(split_text(self.manifest.read_text(d.text_sha), chunk_size, chunk_overlap))
+            for d in self.manifest.documents()
+        )
+
     def _write_chunks(
         self, collection, name: str, sha: str, text: str, settings: RetrievalSettings, progress=None
     ) -> int:
-        splitter = RecursiveCharacterTextSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
-        chunks = [c for c in splitter.split_text(text) if c.strip()]
+        chunks = split_text(text, settings.chunk_size, settings.chunk_overlap)
         ingested_at = time.time()
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]

@@ -54,3 +54,36 @@ def test_compare_needs_two_known_modes():
     for modes in ("base", "base,base", "base,magic"):
         result = _run("compare", "--scenario", str(SAMPLE), "--modes", modes, "hi")
         assert result.returncode == 2 and "two or more different modes" in result.stderr
+
+
+def test_knowledge_base_commands(tmp_path):
+    """kb add/list/delete, retrieve and ingest --chunk-size on a scenario of its own (the CLI is another
+    process writing the store, so it keeps off the sample scenario the other tests read)."""
+    scenario = tmp_path / "cli_kb"
+    (scenario / "docs").mkdir(parents=True)
+    (scenario / "scenario.toml").write_text('name = "cli_kb"\ntitle = "CLI knowledge base"\n')
+    (scenario / "docs" / "hours.md").write_text("# Hours\n\nThe Lumen store opens at 9 am and closes at 6 pm. " * 8)
+    upload = tmp_path / "rentals.md"
+    upload.write_text("Lumen rents e-bikes for $9 per hour.")
+    bad = tmp_path / "fake.pdf"
+    bad.write_bytes(b"not a pdf")
+
+    result = _run("kb", "add", "--scenario", str(scenario), str(upload), str(bad))
+    assert result.returncode == 1 and "added rentals.md: 1 chunks" in result.stderr
+    assert "refused" in result.stderr and "not a readable PDF" in result.stderr
+
+    listing = _run("kb", "list", "--scenario", str(scenario))
+    assert "rentals.md" in listing.stdout and "hours.md" in listing.stdout and "2 documents" in listing.stderr
+
+    found = _run("retrieve", "--scenario", str(scenario), "--k", "1", "--json", "How much is a bike rental?")
+    chunks = json.loads(found.stdout)["chunks"]
+    assert [c["name"] for c in chunks] == ["rentals.md"] and 0 < chunks[0]["score"] <= 1
+
+    rechunked = _run("ingest", str(scenario), "--chunk-size", "120", "--overlap", "0")
+    assert rechunked.returncode == 0 and "Re-indexed with chunk size 120" in rechunked.stderr
+    assert "-> " in rechunked.stderr
+
+    deleted = _run("kb", "delete", "--scenario", str(scenario), "rentals.md", "nope.md")
+    assert "Deleted rentals.md: 1 chunks" in deleted.stderr
+    assert deleted.returncode == 2 and "no document named 'nope.md'" in deleted.stderr
+    assert "No chunk scored" in _run("retrieve", "--scenario", str(scenario), "--min-score", "0.99", "rent").stderr

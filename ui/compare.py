@@ -133,14 +133,7 @@ def ask_columns(scenario, columns, question, turns, decoding, blind, adapter_sho
             boxes[index] = st.empty()
     histories = [_history(turns, column) for column in columns]
     stream = lab.compare(scenario, columns, question, histories, decoding)
-    texts = ["" for _ in columns]
-    shown_at = [0.0 for _ in columns]
-    for piece in stream:
-        texts[piece.column] += piece.text
-        # Redrawing every box on every token costs the model CPU time on a small machine: ~6 redraws/s.
-        if time.monotonic() - shown_at[piece.column] > REDRAW_EVERY_S:
-            boxes[piece.column].markdown(escape_markdown(texts[piece.column]) + " ▌")
-            shown_at[piece.column] = time.monotonic()
+    stream_into(boxes, stream)
     return {
         "id": comparison_id,
         "question": question,
@@ -152,6 +145,18 @@ def ask_columns(scenario, columns, question, turns, decoding, blind, adapter_sho
         "decoding": decoding.__dict__,
         "wall_s": stream.wall_s,
     }
+
+
+def stream_into(boxes: dict, stream) -> None:
+    """Shows each column's text in its box as the batch decodes (boxes: column index -> st.empty)."""
+    texts = {column: "" for column in boxes}
+    shown_at = {column: 0.0 for column in boxes}
+    for piece in stream:
+        texts[piece.column] += piece.text
+        # Redrawing every box on every token costs the model CPU time on a small machine: ~6 redraws/s.
+        if time.monotonic() - shown_at[piece.column] > REDRAW_EVERY_S:
+            boxes[piece.column].markdown(escape_markdown(texts[piece.column]) + " ▌")
+            shown_at[piece.column] = time.monotonic()
 
 
 def _history(turns: list[dict], column: Column) -> list[dict]:

@@ -16,6 +16,7 @@ MODE_ICONS = {
 EXTRA_PAGES = [
     ("pages/compare.py", "Compare", ":material/view_column:"),
     ("pages/leaderboard.py", "Leaderboard", ":material/leaderboard:"),
+    ("pages/knowledge_base.py", "Knowledge base", ":material/library_books:"),
 ]
 
 

@@ -1,0 +1,109 @@
+"""The knowledge base page under AppTest with the real model, embeddings and store: upload through
+file_uploader, the playground, the freshness test with Undo, and a new scenario."""
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGE = "pages/knowledge_base.py"
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _texts(at) -> str:
+    return " ".join(
+        [m.value for m in at.markdown]
+        + [e.value for e in at.error]
+        + [s.value for s in at.success]
+        + [w.value for w in at.warning]
+        + [c.value for c in at.caption]
+        + [t.value for t in at.text]
+    )
+
+
+def test_page_lists_the_documents_with_chunk_counts(sample, lab):
+    at = _page()
+    table = at.dataframe[0].value
+    documents = lab.knowledge_base(sample).documents()
+    assert list(table["Document"]) == [d.name for d in documents]
+    assert list(table["Chunks"]) == [d.chunks for d in documents] and table["Chunks"].sum() > 0
+    assert "retrieve 3 chunk(s) by similarity" in _texts(at)
+
+
+def test_upload_through_the_page_adds_good_files_and_refuses_bad_ones(sample, lab):
+    knowledge_base = lab.knowledge_base(sample)
+    before = {d.name: d.text_sha for d in knowledge_base.documents()}
+    at = _page()
+    at.file_uploader[0].set_value(
+        [
+            ("rentals.md", b"# Rentals\n\nLumen Bikes rents e-bikes for $9 per hour.", "text/markdown"),
+            ("../evil.pdf", b"MZ this is not a pdf", "application/pdf"),
+        ]
+    ).run()
+    next(b for b in at.button if b.label == "Add to knowledge base").click().run()
+    assert not at.exception
+    text = _texts(at)
+    assert "rentals.md" in text and "1 chunks added" in text
+    assert "evil.pdf: not a readable PDF" in text and "The knowledge base is unchanged" in text
+    after = {d.name: d.text_sha for d in knowledge_base.documents()}
+    assert set(after) - set(before) == {"rentals.md"} and all(after[n] == s for n, s in before.items())
+    assert knowledge_base.search("Can I rent a bike?")[0].name == "rentals.md"
+    knowledge_base.delete_document("rentals.md")
+
+
+def test_playground_shows_chunks_with_scores_and_the_min_score_refusal(sample):
+    at = _page()
+    at.text_input(key="kb_query").set_value("What is the support email address?").run()
+    assert not at.exception
+    headings = [m.value for m in at.markdown if m.value.startswith("**[")]
+    assert len(headings) == 3 and "contact" in headings[0] and "score **0." in headings[0]
+    at.slider[1].set_value(0.9).run()  # minimum score
+    assert "No chunk scores 0.90 or more" in _texts(at)
+    assert "Not saved yet" in _texts(at)
+
+
+def test_freshness_edit_reaches_rag_and_undo_restores_the_document(sample, lab):
+    knowledge_base = lab.knowledge_base(sample)
+    doc = "shipping_and_delivery.md"
+    original = knowledge_base.manifest.document(doc).text_sha
+    at = _page()
+    at.selectbox(key="fresh_doc:lumen_support").set_value(doc).run()
+    sentence_box = at.selectbox(key=f"fresh_sentence:lumen_support:{doc}")
+    old = next(o for o in sentence_box.options if o.startswith("Express delivery from Lumen Bikes takes"))
+    sentence_box.set_value(old).run()
+    new = old.replace("$25", "$39")
+    next(t for t in at.text_area if t.label == "3. New sentence").set_value(new).run()
+    at.text_input(key="fresh_question:lumen_support").set_value("What does express shipping cost?").run()
+    assert "states: **\\$39**" in _texts(at)  # Markdown-escaped
+    next(b for b in at.button if b.label.startswith("Apply the edit")).click().run()
+    assert not at.exception
+    assert "costs $39" in knowledge_base.document_text(doc)
+    # One verdict per mode column, RAG's first among them after base; the timings compare the two ways to learn.
+    verdicts = [e.value for e in at.success] + [e.value for e in at.error]
+    assert len(verdicts) == 4 and "States the new fact" in [s.value for s in at.success]
+    answers = at.session_state["fresh_result:lumen_support"]["answers"]
+    assert [a.mode for a in answers] == ["base", "rag", "finetuned", "hybrid"] and "$39" in answers[1].text
+    assert [m.label for m in at.metric] == ["RAG learned it in", "Fine-tuning learned its facts in"]
+    next(b for b in at.button if b.label.startswith("Undo")).click().run()
+    assert not at.exception
+    assert knowledge_base.manifest.document(doc).text_sha == original
+
+
+def test_new_scenario_from_the_page_starts_empty(sample, lab):
+    at = _page()
+    at.text_input(key="new_scenario_title").set_value("Acme HR policies")
+    at.text_area(key="new_scenario_description").set_value("Leave and expenses.")
+    next(b for b in at.button if b.label == "Create").click().run()
+    assert not at.exception
+    assert at.session_state["scenario"] == "acme_hr_policies"
+    assert "Created **Acme HR policies**" in _texts(at) and "This knowledge base is empty" in " ".join(
+        i.value for i in at.info
+    )
+    assert "acme_hr_policies" in [s.name for s in lab.scenarios()]
