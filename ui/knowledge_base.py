@@ -318,11 +318,13 @@ def render_freshness_result(scenario: Scenario, result: dict) -> None:
 
 # --- new scenario -------------------------------------------------------------------------------
 def render_new_scenario() -> None:
-    with st.popover("New scenario", icon=":material/add:"):
-        with st.form("new_scenario", clear_on_submit=True, border=False):
-            st.text_input("Title", key="new_scenario_title", max_chars=80, placeholder="Acme HR policies")
-            st.text_area("Description", key="new_scenario_description", max_chars=2000)
-            st.form_submit_button("Create", type="primary", on_click=_create_scenario)
+    with (
+        st.popover("New scenario", icon=":material/add:"),
+        st.form("new_scenario", clear_on_submit=True, border=False),
+    ):
+        st.text_input("Title", key="new_scenario_title", max_chars=80, placeholder="Acme HR policies")
+        st.text_area("Description", key="new_scenario_description", max_chars=2000)
+        st.form_submit_button("Create", type="primary", on_click=_create_scenario)
     if "new_scenario_message" in st.session_state:
         kind, text = st.session_state.pop("new_scenario_message")
         getattr(st, kind)(text)
