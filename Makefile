@@ -34,6 +34,7 @@ lint: setup
 bench: prepare
 	$(BIN)/python -m bench.train_time
 	$(BIN)/python -m bench.compare_time
+	$(BIN)/python -m bench.kb_time
 
 clean:
 	rm -rf $(VENV) .lab

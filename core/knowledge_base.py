@@ -235,7 +235,8 @@ class KnowledgeBase:
         live = f"kb_{self.scenario}_g{self.manifest.generation()}"
         for collection in self.client.list_collections():
             name = getattr(collection, "name", collection)
-            if name.startswith(f"kb_{self.scenario}_g") and name != live:
+            unfinished = name.startswith(f"kb_{self.scenario}_g") and name != live
+            if unfinished or name == f"kb_{self.scenario}":  # the latter: the store's layout before manifests
                 self.client.delete_collection(name)
         current = self._current_shas()
         collection = self._collection()

@@ -228,6 +228,10 @@ def render_freshness(scenario: Scenario) -> None:
                 st.session_state.pop(f"fresh_result:{scenario.name}", None)
                 st.toast(f"{edit.name} restored and re-indexed.", icon=":material/undo:")
                 st.rerun()
+    result = st.session_state.get(f"fresh_result:{scenario.name}")
+    if result:
+        render_freshness_result(result)
+        st.divider()
     documents = [d.name for d in knowledge_base.documents()]
     if not documents:
         st.info("Add a document first.")
@@ -262,9 +266,6 @@ def render_freshness(scenario: Scenario) -> None:
             st.error(str(error))
             return
         run_freshness_question(scenario, edit, question, terms)
-    result = st.session_state.get(f"fresh_result:{scenario.name}")
-    if result:
-        render_freshness_result(scenario, result)
 
 
 def run_freshness_question(scenario: Scenario, edit, question: str, terms: list[str]) -> None:
@@ -289,19 +290,8 @@ def run_freshness_question(scenario: Scenario, edit, question: str, terms: list[
     st.rerun()
 
 
-def render_freshness_result(scenario: Scenario, result: dict) -> None:
+def render_freshness_result(result: dict) -> None:
     edit, adapter = result["edit"], result["adapter"]
-    st.markdown(f"**Q:** {escape_markdown(result['question'])}")
-    columns = st.columns(len(result["answers"]), border=True)
-    for box, answer in zip(columns, result["answers"], strict=True):
-        with box:
-            knows = states_fact(answer.text, result["terms"])
-            st.markdown(f"**{MODE_ICONS[answer.mode]} {MODE_LABELS[answer.mode]}**")
-            if knows:
-                st.success("States the new fact", icon=":material/check_circle:")
-            else:
-                st.error("Does not state it", icon=":material/cancel:")
-            st.markdown(escape_markdown(answer.text))
     trained = adapter.metadata.get("duration_s") if adapter else None
     left, right = st.columns(2)
     left.metric("RAG learned it in", f"{edit.reindex_s:.2f} s", help="Measured: re-indexing the edited document.")
@@ -314,6 +304,15 @@ def render_freshness_result(scenario: Scenario, result: dict) -> None:
         )
     else:
         right.caption("No adapter yet: fine-tuned and hybrid were left out.")
+    st.markdown(f"**Q:** {escape_markdown(result['question'])}")
+    for box, answer in zip(st.columns(len(result["answers"]), border=True), result["answers"], strict=True):
+        with box:
+            st.markdown(f"**{MODE_ICONS[answer.mode]} {MODE_LABELS[answer.mode]}**")
+            if states_fact(answer.text, result["terms"]):
+                st.success("States the new fact", icon=":material/check_circle:")
+            else:
+                st.error("Does not state it", icon=":material/cancel:")
+            st.markdown(escape_markdown(answer.text))
 
 
 # --- new scenario -------------------------------------------------------------------------------
