@@ -130,6 +130,8 @@ def _load_pdf(path: Path, name: str) -> str:
 def _load_with(loader, name: str, kind: str) -> str:
     try:
         documents = loader.load()
+    except MemoryError:
+        raise  # the parse worker reports it as the memory bound
     except Exception as error:  # each loader raises its own types for broken files
         raise UnreadableDocument(f"{name}: not a readable {kind} ({type(error).__name__})") from error
     return "\n\n".join(d.page_content for d in documents)

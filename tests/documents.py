@@ -57,3 +57,17 @@ def docx(paragraphs: list[str]) -> bytes:
         for name, content in parts.items():
             archive.writestr(name, content)
     return out.getvalue()
+
+
+def docx_bomb(inflated_mb: int) -> bytes:
+    """A .docx of about 1 MB whose document.xml inflates to inflated_mb megabytes."""
+    out = io.BytesIO()
+    block = b"<w:p><w:r><w:t>" + b"a" * (2**20 - 40) + b"</w:t></w:r></w:p>"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("word/document.xml", "w") as member:
+            member.write(b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>')
+            for _ in range(inflated_mb):
+                member.write(block)
+            member.write(b"</w:body></w:document>")
+    return out.getvalue()

@@ -107,3 +107,25 @@ def test_new_scenario_from_the_page_starts_empty(sample, lab):
         i.value for i in at.info
     )
     assert "acme_hr_policies" in [s.name for s in lab.scenarios()]
+    # The choice holds across pages, and the sidebar picker switches back.
+    at.switch_page("pages/rag.py").run()
+    assert at.session_state["scenario"] == "acme_hr_policies" and at.sidebar.selectbox[0].value == "acme_hr_policies"
+    at.sidebar.selectbox[0].set_value("lumen_support").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and at.session_state["scenario"] == "lumen_support"
+
+
+def test_document_text_with_images_and_html_is_shown_as_text(sample, lab):
+    knowledge_base = lab.knowledge_base(sample)
+    hostile = (
+        "Roadside help: <script>alert(1)</script> <img src=x onerror=alert(2)> ![pixel](https://evil.example/p.png)"
+    )
+    lab.upload_document(sample, hostile.encode(), "roadside.md")
+    try:
+        at = _page()
+        at.text_input(key="kb_query").set_value("roadside help").run()
+        assert not at.exception
+        assert hostile in [t.value for t in at.text]  # st.text: shown literally, never as Markdown or HTML
+        assert not any("![" in m.value or "<script" in m.value for m in at.markdown)
+    finally:
+        knowledge_base.delete_document("roadside.md")

@@ -63,3 +63,25 @@ def test_adapter_modes_wait_for_an_adapter(lab, tmp_path):
     with pytest.raises(AdapterNotReady):
         lab.ask(scenario, "finetuned", "hi")
     assert lab.ask(scenario, "rag", "hi").collect().sources == []
+
+
+def test_saved_retrieval_settings_drive_rag_and_hybrid(lab, sample):
+    """With a minimum score no chunk reaches, RAG and hybrid decline without the model, alone and in compare;
+    base still answers."""
+    from core.compare import Column
+    from core.kb_manifest import RetrievalSettings
+    from core.prompts import NO_SOURCE_ANSWER, NO_SOURCE_NOTE
+
+    knowledge_base = lab.knowledge_base(sample)
+    saved = knowledge_base.settings
+    knowledge_base.save_search_settings(RetrievalSettings.from_dict({**saved.to_dict(), "min_score": 0.95}))
+    try:
+        alone = lab.ask(sample, "rag", QUESTION).collect()
+        assert alone.text == NO_SOURCE_ANSWER and alone.sources == [] and alone.notes == [NO_SOURCE_NOTE]
+        assert alone.completion_tokens == 0 and alone.ttft_s is None
+        base, rag, hybrid = lab.compare(sample, [Column("base"), Column("rag"), Column("hybrid")], QUESTION).collect()
+        assert rag.text == hybrid.text == NO_SOURCE_ANSWER and rag.notes == [NO_SOURCE_NOTE]
+        assert base.completion_tokens > 0 and base.text != NO_SOURCE_ANSWER
+    finally:
+        knowledge_base.save_search_settings(saved)
+    assert lab.ask(sample, "rag", QUESTION).collect().sources  # back to normal

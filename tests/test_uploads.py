@@ -6,7 +6,7 @@ import pytest
 from core.kb_manifest import RetrievalSettings
 from core.loaders import UnreadableDocument
 from core.uploads import parse_upload, safe_document_name
-from tests.documents import docx, encrypted_pdf, tiny_pdf
+from tests.documents import docx, docx_bomb, encrypted_pdf, tiny_pdf
 
 LIMITS = dict(max_bytes=10**6, timeout_s=30, memory_mb=1536)
 EVERYTHING = RetrievalSettings(k=5, min_score=0.0)
@@ -95,6 +95,17 @@ def test_parsing_is_time_bounded(tmp_path):
         parse_upload(tiny_pdf("Lumen") * 1, "slow.pdf", max_bytes=10**6, timeout_s=0.000001, memory_mb=1536)
     # The worker was replaced: the next file parses normally.
     assert parse_upload(b"Lumen after a timeout", "ok.md", **LIMITS)[1].text == "Lumen after a timeout"
+
+
+def test_a_decompression_bomb_is_stopped_by_the_memory_bound():
+    bomb = docx_bomb(inflated_mb=700)
+    assert len(bomb) < 10**7
+    with pytest.raises(UnreadableDocument, match="memory"):
+        parse_upload(bomb, "bomb.docx", max_bytes=10**7, timeout_s=60, memory_mb=512)
+    assert (
+        parse_upload(b"Lumen after a bomb", "ok.md", max_bytes=10**6, timeout_s=30, memory_mb=512)[1].text
+        == "Lumen after a bomb"
+    )
 
 
 @pytest.mark.parametrize(

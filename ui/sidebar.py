@@ -36,12 +36,15 @@ def render_sidebar() -> None:
             st.page_link(path, label=label, icon=icon)
         st.divider()
         current = current_scenario()
-        st.selectbox(
-            "Scenario",
-            options=list(scenarios),
-            format_func=lambda name: scenarios[name].title,
-            key="scenario",
+        # No widget key: with st.navigation each page has its own copy of this widget, and a keyed
+        # one would start at its first option on every page switch. session_state["scenario"] rules.
+        names = list(scenarios)
+        picked = st.selectbox(
+            "Scenario", options=names, index=names.index(current.name), format_func=lambda n: scenarios[n].title
         )
+        if picked != current.name:
+            st.session_state["scenario"] = picked
+            st.rerun()
         status = lab.status(current)
         st.caption(f"**Model** {status['model']} · {status['device']} · {status['dtype']}")
         st.caption(f"**Knowledge base** {status['documents']} documents · {status['chunks']} chunks")
