@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import torch
+
 from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase
 from core.lab import Lab
@@ -241,7 +243,8 @@ def main() -> None:
         ).stdout.strip(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
         "load_average_1m": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
-        "torch_threads": __import__("torch").get_num_threads(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),  # PASSIVE: no stalls when cores are busy
         "quick": args.quick,
         "queries": QUERIES,
         "ingest_chunks_per_s_overall": round(total_chunks / total_wall, 1),

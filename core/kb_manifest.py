@@ -96,6 +96,14 @@ class Manifest:
         found = [_info(row) for row in rows]
         return found if include_deleted else [d for d in found if d.text_sha]
 
+    def current_shas(self) -> dict[str, str]:
+        """Document name -> its current text; what a search checks every chunk against."""
+        with db.connect(self.data_dir) as connection:
+            rows = connection.execute(
+                "SELECT name, text_sha FROM kb_documents WHERE scenario = ? AND text_sha IS NOT NULL", (self.scenario,)
+            ).fetchall()
+        return dict(rows)
+
     def document(self, name: str) -> DocumentInfo | None:
         with db.connect(self.data_dir) as connection:
             row = connection.execute(
