@@ -59,6 +59,8 @@ def render_mode_page(mode: str) -> None:
 def render_answer_details(answer: Answer) -> None:
     for note in answer.notes:
         st.info(note, icon=":material/info:")
+    if not answer.completion_tokens and not answer.prompt_tokens:
+        return  # declined without the model (no source good enough): nothing was generated to measure
     first = f"first token {answer.ttft_s:.2f} s · " if answer.ttft_s is not None else ""
     st.caption(
         f"{first}total {answer.total_s:.2f} s · {answer.completion_tokens} tokens · "
