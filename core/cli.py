@@ -27,6 +27,8 @@ def _ingest(lab, scenario) -> None:
     )
     for name, reason in report.failed.items():
         _say(f"  skipped {name}: {reason}")
+    for name, notes in report.notes.items():
+        _say(f"  note on {name}: {'; '.join(notes)}")
 
 
 def _lab():

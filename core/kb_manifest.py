@@ -136,12 +136,6 @@ class Manifest:
                 (time.time(), self.scenario, name),
             )
 
-    def forget(self) -> None:
-        """Drops every row of this knowledge base (used when its scenario is deleted)."""
-        with db.connect(self.data_dir) as connection:
-            for table in ("kb_documents", "kb_settings", "kb_edits"):
-                connection.execute(f"DELETE FROM {table} WHERE scenario = ?", (self.scenario,))
-
     # --- settings and the live collection -------------------------------------------------------
     def settings(self) -> RetrievalSettings:
         row = self._settings_row()
