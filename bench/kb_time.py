@@ -12,19 +12,17 @@ adds a "knowledge_base" section to bench/results.json. `--quick` stops at 1k and
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
+from bench.run_info import run_info
 from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase
 from core.lab import Lab
@@ -237,11 +235,7 @@ def main() -> None:
     p95 = largest["latency"]["similarity"]["p95_ms"]
     reindex_s = max(reindex["median_s"].values())
     results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
+        **run_info(),
         "load_average_1m": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
         "torch_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),  # PASSIVE: no stalls when cores are busy

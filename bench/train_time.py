@@ -4,14 +4,12 @@ Prints a table and writes bench/results.json. Run with `make bench` (after `make
 """
 
 import json
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.run_info import run_info
 from core.finetune import TrainConfig, train_adapter
 from core.lab import Lab
 from core.modes import MODES
@@ -39,11 +37,7 @@ def main() -> None:
     answers = {mode: lab.ask(scenario, mode, QUESTION).collect() for mode in MODES}
 
     results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
+        **run_info(),
         "sample_adapter_training": {
             "wall_s": round(train_wall, 1),
             "train_tokens": adapter.metadata["train_tokens"],
