@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS kb_edits (    -- freshness edits, so Undo survives a 
 """
 
 
+_prepared: set[str] = set()
+
+
 def database_path(data_dir: Path) -> Path:
     return Path(data_dir) / "lab.sqlite"
 
@@ -83,12 +86,18 @@ def connect(data_dir: Path):
     """A short-lived connection; commits on success, rolls back on error."""
     path = database_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The schema and WAL mode live in the file: set them once per process and file, not per query
+    # (retrieval reads the manifest on every question).
+    key = str(path.resolve())
+    fresh = key not in _prepared or not path.exists()
     connection = sqlite3.connect(path, timeout=30)
     connection.row_factory = sqlite3.Row
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA busy_timeout=30000")
-        connection.executescript(SCHEMA)
+        if fresh:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(SCHEMA)
+            _prepared.add(key)
         yield connection
         connection.commit()
     except BaseException:

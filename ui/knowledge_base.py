@@ -123,15 +123,13 @@ def render_reindex(scenario: Scenario) -> None:
         if overlap >= size:
             st.warning("The overlap must be smaller than the chunk size.")
             return
-        before, after = knowledge_base.chunk_count(), knowledge_base.count_chunks(size, overlap)
+        unchanged = (size, overlap) == (current.chunk_size, current.chunk_overlap)
+        before = knowledge_base.chunk_count()
+        after = before if unchanged else knowledge_base.count_chunks(size, overlap)  # splits every text
         st.caption(
             f"Now **{before}** chunks (size {current.chunk_size}, overlap {current.chunk_overlap}) → **{after}** chunks."
         )
-        if st.button(
-            "Re-index",
-            icon=":material/refresh:",
-            disabled=(size, overlap) == (current.chunk_size, current.chunk_overlap),
-        ):
+        if st.button("Re-index", icon=":material/refresh:", disabled=unchanged):
             with st.spinner("Re-indexing every document…"):
                 report = knowledge_base.reindex(int(size), int(overlap))
             st.session_state[f"kb_upload_report:{scenario.name}"] = [
