@@ -16,11 +16,12 @@ from pathlib import Path
 
 from core.compare import Column
 from core.engine import Decoding
-from core.finetune import TrainConfig, train_adapter
+from core.finetune import train_adapter
 from core.lab import Lab
 from core.modes import MODES
 from core.scenario import load_scenario
 from core.settings import Settings
+from core.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "lumen_support"

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 from bench.run_info import run_info
-from core.finetune import TrainConfig, train_adapter
+from core.finetune import train_adapter
 from core.lab import Lab
 from core.modes import MODES
 from core.scenario import load_scenario
 from core.settings import Settings
+from core.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "lumen_support"

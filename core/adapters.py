@@ -8,12 +8,15 @@ replaced atomically, so a reader always sees either the old adapter or the new o
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 METADATA_FILE = "lab_adapter.json"
 ACTIVE_FILE = "ACTIVE"
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class AdapterNotReady(RuntimeError):
@@ -80,10 +83,57 @@ def set_active(data_dir: Path, scenario: str, name: str) -> None:
 
 def publish(staged: Path, data_dir: Path, scenario: str, name: str, activate: bool = True) -> AdapterInfo:
     """Moves a complete staged adapter into place under `name` and makes it active."""
-    target = adapters_dir(data_dir, scenario) / name
+    target = adapters_dir(data_dir, scenario) / check_name(name)
     os.rename(staged, target)  # atomic on one filesystem; fails rather than overwrite
     if activate:
         set_active(data_dir, scenario, name)
     info = _read(target)
     assert info is not None, f"published adapter {target} is incomplete"
     return info
+
+
+def check_name(name: str) -> str:
+    if not ADAPTER_NAME.match(name or ""):
+        raise ValueError("An adapter name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    return name
+
+
+def rename_adapter(data_dir: Path, scenario: str, old: str, new: str) -> AdapterInfo:
+    """Renames an adapter; the active pointer follows it."""
+    root = adapters_dir(data_dir, scenario)
+    if _read(root / old) is None:
+        raise ValueError(f"No adapter named {old!r} for scenario {scenario!r}")
+    if (root / check_name(new)).exists():
+        raise ValueError(f"An adapter named {new!r} already exists.")
+    was_active = (active := active_adapter(data_dir, scenario)) is not None and active.name == old
+    os.rename(root / old, root / new)
+    if was_active:
+        set_active(data_dir, scenario, new)
+    return _read(root / new)
+
+
+class ActiveAdapterError(ValueError):
+    """Deleting the active adapter needs an explicit confirmation."""
+
+
+def delete_adapter(data_dir: Path, scenario: str, name: str, confirm_active: bool = False) -> AdapterInfo | None:
+    """Deletes an adapter and returns the one now active. Deleting the active adapter needs
+    `confirm_active`; the newest remaining adapter then becomes active (or none)."""
+    root = adapters_dir(data_dir, scenario)
+    if _read(root / name) is None:
+        raise ValueError(f"No adapter named {name!r} for scenario {scenario!r}")
+    active = active_adapter(data_dir, scenario)
+    was_active = active is not None and active.name == name
+    if was_active and not confirm_active:
+        raise ActiveAdapterError(f"{name} is the active adapter: confirm to delete it.")
+    doomed = Path(tempfile.mkdtemp(prefix=".deleting-", dir=root))
+    os.rename(root / name, doomed / name)  # gone from the registry at once; the files follow
+    shutil.rmtree(doomed, ignore_errors=True)
+    if not was_active:
+        return active
+    remaining = sorted(list_adapters(data_dir, scenario), key=lambda a: a.metadata.get("created_at", ""))
+    if remaining:
+        set_active(data_dir, scenario, remaining[-1].name)
+        return remaining[-1]
+    (root / ACTIVE_FILE).unlink(missing_ok=True)
+    return None

@@ -1,4 +1,4 @@
-"""Command line: prepare, validate, ingest, retrieve, kb, train, ask, compare (and train-job, the body of a
+"""Command line: prepare, validate, ingest, retrieve, kb, train, adapters, ask, compare (and train-job, the body of a
 background training process)."""
 
 import argparse
@@ -37,8 +37,9 @@ def _lab():
     return Lab(get_settings())
 
 
-def _train(lab, scenario) -> None:
-    from core.finetune import TrainConfig, train_adapter
+def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | None = None) -> None:
+    from core.finetune import train_adapter
+    from core.train_config import TrainConfig
 
     def show(p) -> None:
         val = f", val loss {p.val_loss:.3f}" if p.val_loss is not None else ""
@@ -46,9 +47,31 @@ def _train(lab, scenario) -> None:
             f"  step {p.step}/{p.total_steps} (epoch {p.epoch}) loss {p.loss:.3f}{val}, {p.tokens_per_s:.0f} tok/s, ETA {p.eta_s:.0f} s"
         )
 
-    _say(f"Training a LoRA adapter for {scenario.name} ...")
-    info = train_adapter(lab.settings, scenario, TrainConfig(), on_progress=show)
+    config = config or TrainConfig()
+    if config.context_aware and not lab.knowledge_base(scenario).chunk_count():
+        _ingest(lab, scenario)
+    source = Path(dataset or scenario.train_path)
+    trained_on, grounding = lab.prepare_training(scenario, config, source)
+    if grounding:
+        _say(f"Context-aware: {grounding.summary()}")
+    _say(f"Training a LoRA adapter for {scenario.name} on {source} ...")
+    info = train_adapter(
+        lab.settings,
+        scenario,
+        config,
+        dataset_path=trained_on,
+        on_progress=show,
+        on_phase=lambda phase: _say(f"  {phase} ..."),
+        name=name,
+        source=None if trained_on == source else {"dataset": str(source), "trained_on": str(trained_on)},
+    )
     _say(f"Adapter {info.name} published in {info.metadata['duration_s']} s: {info.path}")
+    forgetting = info.metadata.get("forgetting")
+    if forgetting:
+        _say(
+            f"General knowledge: base {forgetting['base_correct']}/{forgetting['questions']}, "
+            f"adapter {forgetting['adapter_correct']}/{forgetting['questions']}"
+        )
 
 
 def cmd_prepare(args) -> int:
@@ -147,7 +170,44 @@ def cmd_kb(args) -> int:
 
 
 def cmd_train(args) -> int:
-    _train(_lab(), load_scenario(args.scenario))
+    from core.train_config import TrainConfig, config_fields
+
+    config = TrainConfig(**{name: getattr(args, name) for name, *_ in config_fields()})
+    _train(_lab(), load_scenario(args.scenario), config, args.data, args.name)
+    return 0
+
+
+def cmd_adapters(args) -> int:
+    from core.adapters import ActiveAdapterError
+
+    lab = _lab()
+    scenario = load_scenario(args.scenario)
+    if args.action == "list":
+        active = lab.active_adapter(scenario)
+        adapters = lab.adapters(scenario)
+        if args.json:
+            print(json.dumps([{"name": a.name, "active": a == active, **a.metadata} for a in adapters], indent=2))
+            return 0
+        for a in adapters:
+            meta = a.metadata
+            loss = meta.get("final_val_loss") or meta.get("final_loss")
+            print(
+                f"{'*' if a == active else ' '} {a.name:40s} {meta.get('created_at', ''):25s} "
+                f"r={meta.get('config', {}).get('rank', '?'):<3} loss {loss}  {meta.get('duration_s', '?')} s"
+            )
+        _say(f"{len(adapters)} adapters" + (f"; * = active ({active.name})" if active else "; none active"))
+    elif args.action == "activate":
+        lab.activate_adapter(scenario, args.name)
+        _say(f"{args.name} is now the active adapter of {scenario.name}")
+    elif args.action == "rename":
+        lab.rename_adapter(scenario, args.name, args.new_name)
+        _say(f"Renamed {args.name} to {args.new_name}")
+    else:  # delete
+        try:
+            now_active = lab.delete_adapter(scenario, args.name, confirm_active=args.yes)
+        except ActiveAdapterError as error:
+            raise ValueError(f"{error} (add --yes)") from None
+        _say(f"Deleted {args.name}; active now: {now_active.name if now_active else 'none'}")
     return 0
 
 
@@ -213,6 +273,19 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (--learning-rate, --no-context-aware, ...), with its help and default."""
+    from core.train_config import config_fields
+
+    for name, kind, default, text in config_fields():
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+        else:
+            value = int if kind in (int, int | None) else float if kind is float else str
+            parser.add_argument(flag, type=value, default=default, help=f"{text} (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="RAG vs Fine-Tuning Lab command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -221,13 +294,36 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--scenario", type=Path, help="scenario folder to index")
     prepare.set_defaults(run=cmd_prepare)
 
-    for name, run, text in (
-        ("validate", cmd_validate, "check a scenario folder"),
-        ("train", cmd_train, "train and activate a LoRA adapter on a scenario's train.jsonl"),
+    validate = commands.add_parser("validate", help="check a scenario folder")
+    validate.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
+    validate.set_defaults(run=cmd_validate)
+
+    train = commands.add_parser("train", help="train and activate a LoRA adapter (default data: train.jsonl)")
+    train.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
+    train.add_argument("--data", type=Path, metavar="FILE", help="training set (JSONL) instead of train.jsonl")
+    train.add_argument("--name", help="adapter name (default: SCENARIO-DATE-TIME)")
+    _add_train_flags(train)
+    train.set_defaults(run=cmd_train)
+
+    adapters = commands.add_parser("adapters", help="list, activate, rename or delete a scenario's adapters")
+    actions = adapters.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("list", "adapters with metadata; * marks the active one"),
+        ("activate", "use NAME for the fine-tuned and hybrid modes"),
+        ("rename", "rename NAME to NEW_NAME"),
+        ("delete", "delete NAME (the active one only with --yes)"),
     ):
-        command = commands.add_parser(name, help=text)
+        command = actions.add_parser(action, help=text)
         command.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
-        command.set_defaults(run=run)
+        if action != "list":
+            command.add_argument("name", metavar="NAME")
+        if action == "list":
+            command.add_argument("--json", action="store_true")
+        if action == "rename":
+            command.add_argument("new_name", metavar="NEW_NAME")
+        if action == "delete":
+            command.add_argument("--yes", action="store_true", help="confirm deleting the active adapter")
+        command.set_defaults(run=cmd_adapters)
 
     ingest = commands.add_parser("ingest", help="index a scenario's docs/ (new and changed files); re-chunk")
     ingest.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")

@@ -1,4 +1,5 @@
-"""Reads fine-tuning sets: OpenAI chat lines ({"messages": [...]}), or prompt/completion and question/answer pairs.
+"""Reads fine-tuning sets: OpenAI chat lines ({"messages": [...]}), or prompt/completion and question/answer pairs,
+and reports on a set before training (errors by line, token lengths, truncation, duplicates).
 
 A line may also carry "context": a list of source texts (or {"name", "text"} objects). Such an
 example is rendered with the grounded prompt that RAG and hybrid use, its last user turn as the
@@ -6,6 +7,8 @@ question, so the adapter also learns to answer from sources in the house style.
 """
 
 import hashlib
+import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +18,17 @@ from core.scenario import Report, read_jsonl
 ROLES = ("system", "user", "assistant")
 
 
+@dataclass(frozen=True)
+class Example:
+    line: int
+    messages: list[dict]  # {"role", "content"}, the system prompt included, rendered as training sees it
+    has_context: bool = False  # came with its own "context" (already in the grounded prompt)
+
+
 @dataclass
 class ChatDataset:
-    examples: list[list[dict]] = field(default_factory=list)  # each a list of {"role", "content"}
-    errors: list[str] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "FILE:LINE: what is wrong"
     sha256: str = ""
 
 
@@ -97,8 +107,53 @@ def load_chat_dataset(path: Path, system_prompt: str | None = None) -> ChatDatas
                 continue
         elif system_prompt and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": system_prompt})
-        dataset.examples.append(messages)
+        dataset.examples.append(Example(number, messages, has_context=bool(sources)))
     if not dataset.examples and not report.problems:
         report.add(str(path), "no examples")
     dataset.errors = report.problems
     return dataset
+
+
+@dataclass
+class DatasetReport:
+    """What the fine-tuning page shows before a run: enough to fix a set before spending minutes on it."""
+
+    examples: int
+    lengths: list[int]  # tokens per example, as trained
+    max_seq_len: int
+    truncated: list[int]  # line numbers of examples longer than max_seq_len
+    duplicates: list[list[int]]  # groups of line numbers with identical examples
+    errors: list[str]
+
+    @property
+    def tokens(self) -> int:
+        return sum(min(length, self.max_seq_len) for length in self.lengths)
+
+
+def inspect_dataset(dataset: ChatDataset, tokenizer, max_seq_len: int) -> DatasetReport:
+    from core.finetune import tokenize_example  # the exact token count training will see
+
+    lengths = [len(tokenize_example(tokenizer, e.messages, 10**6)[0]) for e in dataset.examples]
+    same: dict[str, list[int]] = defaultdict(list)
+    for example in dataset.examples:
+        same[json.dumps(example.messages, sort_keys=True)].append(example.line)
+    return DatasetReport(
+        examples=len(dataset.examples),
+        lengths=lengths,
+        max_seq_len=max_seq_len,
+        truncated=[e.line for e, n in zip(dataset.examples, lengths, strict=True) if n > max_seq_len],
+        duplicates=[lines for lines in same.values() if len(lines) > 1],
+        errors=dataset.errors,
+    )
+
+
+def save_upload(data: bytes, data_dir: Path) -> Path:
+    """Keeps an uploaded set under DATA/datasets/SHA.jsonl (content-addressed) for the job that trains on it."""
+    folder = Path(data_dir) / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.jsonl"
+    if not path.exists():
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    return path

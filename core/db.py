@@ -12,7 +12,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     scenario_path TEXT NOT NULL,
     status TEXT NOT NULL,              -- queued, running, succeeded, failed, cancelled
     config TEXT NOT NULL,              -- JSON TrainConfig
-    dataset TEXT,
+    dataset TEXT,                      -- the file trained on (with generated context, when context-aware)
+    source_dataset TEXT,               -- the file the user chose
+    phase TEXT,                        -- what a running job is doing now, in words
     pid INTEGER,
     created_at REAL NOT NULL,
     started_at REAL,
@@ -73,8 +75,24 @@ CREATE TABLE IF NOT EXISTS kb_edits (    -- freshness edits, so Undo survives a 
 );
 """
 
+# Columns added after a table first shipped: (table, column, declaration), added to older files.
+ADDED_COLUMNS = (
+    ("jobs", "source_dataset", "TEXT"),
+    ("jobs", "phase", "TEXT"),
+)
 
 _prepared: set[str] = set()
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            try:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as error:  # another process added it a moment ago
+                if "duplicate column" not in str(error):
+                    raise
 
 
 def database_path(data_dir: Path) -> Path:
@@ -97,6 +115,7 @@ def connect(data_dir: Path):
         if fresh:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.executescript(SCHEMA)
+            _add_missing_columns(connection)
             _prepared.add(key)
         yield connection
         connection.commit()

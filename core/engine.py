@@ -132,7 +132,7 @@ class Engine:
                 return
             from peft import PeftModel
 
-            if name in self.adapters:
+            if name in getattr(self.model, "peft_config", {}):
                 self.model.delete_adapter(name)
             if isinstance(self.model, PeftModel):
                 self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
@@ -140,6 +140,12 @@ class Engine:
                 self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
             self.model.eval()
             self.adapters[name] = str(path)
+
+    def forget_adapter(self, name: str) -> None:
+        """Drops an adapter that was deleted or renamed, so a later one under the same name loads afresh."""
+        with self._lock:
+            if self.adapters.pop(name, None) and self.adapters:
+                self.model.delete_adapter(name)  # peft keeps at least one adapter; the last stays until replaced
 
     # --- prompts --------------------------------------------------------------------------
     def encode(self, messages: list[dict], max_new_tokens: int) -> tuple[list[int], list[str]]:

@@ -8,7 +8,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,28 +16,13 @@ import torch
 
 from core.adapters import METADATA_FILE, AdapterInfo, publish, staging_dir
 from core.datasets import load_chat_dataset
+from core.forgetting import check_forgetting
 from core.model_store import load_model, resolve_device, resolve_dtype
 from core.scenario import Scenario
 from core.settings import Settings
+from core.train_config import TrainConfig
 
 IGNORE = -100
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = field(default=2, metadata={"help": "Passes over the training examples."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "AdamW step size for the LoRA weights."})
-    rank: int = field(default=16, metadata={"help": "LoRA rank: capacity of the adapter."})
-    alpha: int = field(default=32, metadata={"help": "LoRA scaling; the update is scaled by alpha/rank."})
-    # 0 by default: on this CPU LoRA dropout made each training step ~1.8x slower (a masked copy of
-    # every adapted layer's input), and two epochs over a small set leave little to regularise.
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA path."})
-    target_modules: str = field(default="all-linear", metadata={"help": "Layers that get adapters."})
-    max_seq_len: int = field(default=256, metadata={"help": "Longer examples are truncated."})
-    batch_size: int = field(default=8, metadata={"help": "Examples per optimiser step."})
-    val_fraction: float = field(default=0.1, metadata={"help": "Share of examples held out for validation loss."})
-    seed: int = field(default=0, metadata={"help": "Seeds shuffling, dropout and initialisation."})
-    max_steps: int | None = field(default=None, metadata={"help": "Stop early after this many steps (quick runs)."})
 
 
 @dataclass
@@ -49,6 +34,39 @@ class Progress:
     val_loss: float | None
     tokens_per_s: float
     eta_s: float
+
+
+# Training tokens/s on the 2-core CPU this Lab was built on; the estimate uses the last run's figure once there is one.
+DEFAULT_TOKENS_PER_S = {"cpu": 140.0, "cuda": 3000.0}
+SETUP_S = 15.0  # loading the model and the set, then saving and the forgetting check
+
+
+def measured_tokens_per_s(data_dir: Path, device: str) -> float:
+    """Throughput of the most recent training on this machine, or a measured default."""
+    newest, rate = 0.0, DEFAULT_TOKENS_PER_S.get(device, DEFAULT_TOKENS_PER_S["cpu"])
+    for meta_file in Path(data_dir).glob(f"adapters/*/*/{METADATA_FILE}"):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("device", "cpu") == device and meta.get("tokens_per_s") and meta_file.stat().st_mtime > newest:
+            newest, rate = meta_file.stat().st_mtime, float(meta["tokens_per_s"])
+    return rate
+
+
+def estimate_seconds(lengths: list[int], config: TrainConfig, tokens_per_s: float) -> float:
+    """Wall time for training on examples of these token lengths (a validation pass costs about a third
+    of a training pass over the same tokens)."""
+    if not lengths:
+        return SETUP_S
+    per_example = sum(min(n, config.max_seq_len) for n in lengths) / len(lengths)
+    train_examples = len(lengths) * (1 - config.val_fraction)
+    steps = -(-int(train_examples) // config.batch_size) * config.epochs
+    if config.max_steps:
+        steps = min(steps, config.max_steps)
+    trained = min(steps * config.batch_size, train_examples * config.epochs) * per_example
+    validated = len(lengths) * config.val_fraction * config.epochs * per_example / 3
+    return SETUP_S + (trained + validated) / tokens_per_s
 
 
 class Cancelled(Exception):
@@ -118,11 +136,18 @@ def train_adapter(
     dataset_path: Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     name: str | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    source: dict | None = None,
 ) -> AdapterInfo:
-    """Trains a LoRA adapter for the scenario and publishes it as the active adapter."""
+    """Trains a LoRA adapter for the scenario and publishes it as the active adapter.
+
+    `dataset_path` is the file trained on (default: the scenario's train.jsonl); `source` describes
+    what the user chose when that file was derived from another (context-aware training)."""
     from peft import LoraConfig, get_peft_model
 
     started = time.perf_counter()
+    on_phase = on_phase or (lambda phase: None)
+    on_phase("Loading the model and the training set")
     dataset_path = Path(dataset_path or scenario.train_path)
     dataset = load_chat_dataset(dataset_path, scenario.system_prompt)
     if dataset.errors:
@@ -135,7 +160,11 @@ def train_adapter(
     # bf16 instructions (see model_store.resolve_dtype).
     loaded = load_model(settings, dtype=resolve_dtype(settings, device) if device == "cuda" else torch.float32)
     tokenizer, device = loaded.tokenizer, loaded.device
-    examples = [tokenize_example(tokenizer, m, config.max_seq_len) for m in dataset.examples]
+    tokenized = [tokenize_example(tokenizer, e.messages, config.max_seq_len) for e in dataset.examples]
+    # An example cut before its answer has nothing left to learn from.
+    examples = [(ids, labels) for ids, labels in tokenized if any(label != IGNORE for label in labels)]
+    if not examples:
+        raise ValueError(f"Every example is longer than max_seq_len ({config.max_seq_len}) before its answer.")
     rng = random.Random(config.seed)
     shuffled = examples[:]
     rng.shuffle(shuffled)
@@ -146,7 +175,7 @@ def train_adapter(
         r=config.rank,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=config.target_modules,
+        target_modules=config.target_module_list(),
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(loaded.model, lora)
@@ -162,6 +191,7 @@ def train_adapter(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
     )
 
+    on_phase("Training")
     history: list[dict] = []
     step, tokens_seen, train_started = 0, 0, time.perf_counter()
     val_loss = None
@@ -203,6 +233,12 @@ def train_adapter(
                     )
                 )
 
+    train_seconds = time.perf_counter() - train_started
+    forgetting = None
+    if config.check_forgetting:
+        on_phase("Checking general knowledge (forgetting)")
+        forgetting = check_forgetting(model, tokenizer, scenario.system_prompt)
+    on_phase("Publishing")
     duration = time.perf_counter() - started
     name = name or f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     staged = staging_dir(settings.data_dir, scenario.name)
@@ -210,17 +246,21 @@ def train_adapter(
     metadata = {
         "scenario": scenario.name,
         "base_model": loaded.name,
+        "device": device,
         "dataset": str(dataset_path),
         "dataset_sha256": dataset.sha256,
+        **(source or {}),
         "examples": len(train_set),
+        "skipped_too_long": len(tokenized) - len(examples),
         "val_examples": len(val_set),
         "config": asdict(config),
         "loss_history": history,
         "final_loss": history[-1]["loss"] if history else None,
         "final_val_loss": val_loss,
         "train_tokens": tokens_seen,
-        "tokens_per_s": round(tokens_seen / max(1e-9, time.perf_counter() - train_started), 1),
+        "tokens_per_s": round(tokens_seen / max(1e-9, train_seconds), 1),
         "duration_s": round(duration, 1),
+        "forgetting": forgetting,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))

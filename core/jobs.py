@@ -6,6 +6,7 @@ stay queued), trains, and writes progress back. A job whose process died is mark
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -16,9 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from core.db import connect
-from core.finetune import Cancelled, Progress, TrainConfig, train_adapter
+from core.finetune import Cancelled, Progress, train_adapter
 from core.scenario import load_scenario
 from core.settings import Settings
+from core.train_config import TrainConfig
 
 ACTIVE_STATES = ("queued", "running")
 HEARTBEAT_S = 5.0
@@ -30,27 +32,28 @@ def _now() -> float:
 
 
 def submit_training(
-    settings: Settings, scenario_path: Path, config: TrainConfig | None = None, dataset: Path | None = None
+    settings: Settings,
+    scenario_path: Path,
+    config: TrainConfig | None = None,
+    dataset: Path | None = None,
+    source_dataset: Path | None = None,
 ) -> int:
-    """Queues a training job and starts its process; an already queued or running job for the scenario is reused."""
+    """Queues a training job on `dataset` (default: the scenario's train.jsonl) and starts its process.
+    Jobs run one at a time, oldest first; `source_dataset` is what the user chose, when `dataset` was
+    derived from it."""
     scenario = load_scenario(scenario_path)
     config = config or TrainConfig()
+    dataset = Path(dataset or scenario.train_path).resolve()
     with connect(settings.data_dir) as db:
-        db.execute("BEGIN IMMEDIATE")
-        row = db.execute(
-            "SELECT id FROM jobs WHERE scenario = ? AND status IN ('queued','running') ORDER BY id DESC LIMIT 1",
-            (scenario.name,),
-        ).fetchone()
-        if row:
-            return row["id"]
         job_id = db.execute(
-            "INSERT INTO jobs (kind, scenario, scenario_path, status, config, dataset, created_at, heartbeat_at) "
-            "VALUES ('train', ?, ?, 'queued', ?, ?, ?, ?)",
+            "INSERT INTO jobs (kind, scenario, scenario_path, status, config, dataset, source_dataset, phase, "
+            "created_at, heartbeat_at) VALUES ('train', ?, ?, 'queued', ?, ?, ?, 'Waiting for its turn', ?, ?)",
             (
                 scenario.name,
                 str(scenario.path),
                 json.dumps(asdict(config)),
-                str(dataset) if dataset else None,
+                str(dataset),
+                str(Path(source_dataset or dataset).resolve()),
                 _now(),
                 _now(),
             ),
@@ -82,6 +85,17 @@ def get_job(settings: Settings, job_id: int) -> dict | None:
     with connect(settings.data_dir) as db:
         row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return _as_dict(row) if row else None
+
+
+def list_jobs(settings: Settings, scenario: str | None = None, limit: int = 50) -> list[dict]:
+    """Newest first: the job history the fine-tuning page shows."""
+    reap_dead_jobs(settings)
+    with connect(settings.data_dir) as db:
+        rows = db.execute(
+            "SELECT * FROM jobs WHERE (? IS NULL OR scenario = ?) ORDER BY id DESC LIMIT ?",
+            (scenario, scenario, limit),
+        ).fetchall()
+    return [_as_dict(row) for row in rows]
 
 
 def latest_job(settings: Settings, scenario: str) -> dict | None:
@@ -144,9 +158,10 @@ def run_job(settings: Settings, job_id: int) -> None:
     threading.Thread(target=_heartbeat, args=(settings, job_id, stop_heartbeat), daemon=True).start()
     lock_path = Path(settings.data_dir) / "training.lock"
     with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS even on kill -9
+        _wait_for_turn(settings, job_id, lock)  # the lock is released by the OS even on kill -9
         if _cancel_requested(settings, job_id):
             _finish(settings, job_id, "cancelled", "Cancelled before it started.")
+            stop_heartbeat.set()
             return
         with connect(settings.data_dir) as db:
             db.execute(
@@ -158,8 +173,10 @@ def run_job(settings: Settings, job_id: int) -> None:
                 settings,
                 load_scenario(job["scenario_path"]),
                 TrainConfig(**job["config"]),
-                dataset_path=Path(job["dataset"]) if job["dataset"] else None,
+                dataset_path=Path(job["dataset"]),
                 on_progress=lambda p: _record_progress(settings, job_id, p),
+                on_phase=lambda phase: _set_phase(settings, job_id, phase),
+                source=_source_metadata(job),
             )
         except Cancelled:
             _finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
@@ -169,6 +186,39 @@ def run_job(settings: Settings, job_id: int) -> None:
             _finish(settings, job_id, "succeeded", f"Adapter {info.name} is now active.", adapter=info.name)
         finally:
             stop_heartbeat.set()
+
+
+def _wait_for_turn(settings: Settings, job_id: int, lock) -> None:
+    """Takes the training lock when no older job is waiting: one job at a time, oldest first."""
+    while True:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        reap_dead_jobs(settings)
+        with connect(settings.data_dir) as db:
+            older = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE id < ? AND status IN ('queued','running') AND kind = 'train'",
+                (job_id,),
+            ).fetchone()[0]
+        if not older or _cancel_requested(settings, job_id):
+            return
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        time.sleep(1.0)
+
+
+def _source_metadata(job: dict) -> dict:
+    """What the adapter records about its data: the set the user chose and, when context-aware, what was rewritten."""
+    source = Path(job["source_dataset"] or job["dataset"])
+    meta = {"dataset": str(source), "dataset_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    if job["dataset"] != str(source):
+        meta["trained_on"] = job["dataset"]
+        sidecar = Path(job["dataset"]).with_suffix(".json")
+        if sidecar.exists():
+            meta["context"] = json.loads(sidecar.read_text())
+    return meta
+
+
+def _set_phase(settings: Settings, job_id: int, phase: str) -> None:
+    with connect(settings.data_dir) as db:
+        db.execute("UPDATE jobs SET phase = ?, heartbeat_at = ? WHERE id = ?", (phase, _now(), job_id))
 
 
 def _heartbeat(settings: Settings, job_id: int, stop: threading.Event) -> None:
@@ -209,6 +259,6 @@ def _record_progress(settings: Settings, job_id: int, progress: Progress) -> Non
 def _finish(settings: Settings, job_id: int, status: str, message: str, adapter: str | None = None) -> None:
     with connect(settings.data_dir) as db:
         db.execute(
-            "UPDATE jobs SET status = ?, message = ?, adapter = ?, finished_at = ? WHERE id = ?",
+            "UPDATE jobs SET status = ?, message = ?, adapter = ?, finished_at = ?, phase = NULL WHERE id = ?",
             (status, message, adapter, _now(), job_id),
         )

@@ -4,13 +4,24 @@ Pages and the command line ask it for answers and status; it loads each heavy th
 use, and is safe to share between threads (Streamlit sessions).
 """
 
+import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
-from core.adapters import AdapterInfo, AdapterNotReady, active_adapter, list_adapters
+from core.adapters import (
+    AdapterInfo,
+    AdapterNotReady,
+    active_adapter,
+    delete_adapter,
+    list_adapters,
+    rename_adapter,
+    set_active,
+)
 from core.chat_model import LocalChatModel
 from core.compare import Column, ComparisonStream
 from core.engine import Decoding, Engine
+from core.grounding import GroundingReport, prepare_training_set
 from core.jobs import latest_job, submit_training
 from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase
@@ -18,6 +29,7 @@ from core.model_store import bundled_embeddings_dir, load_model, resolve_device
 from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
 from core.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
 from core.settings import Settings
+from core.train_config import TrainConfig
 from core.uploads import parse_upload
 
 
@@ -104,6 +116,36 @@ class Lab:
     def active_adapter(self, scenario: Scenario) -> AdapterInfo | None:
         return active_adapter(self.settings.data_dir, scenario.name)
 
+    def prepare_training(
+        self, scenario: Scenario, config: TrainConfig, dataset_path: Path | None = None
+    ) -> tuple[Path, GroundingReport | None]:
+        """The file a job trains on: the chosen set itself, or (context-aware) its version with retrieved
+        sources, rendered here because this process owns the knowledge base."""
+        dataset_path = Path(dataset_path or scenario.train_path)
+        if not config.context_aware:
+            return dataset_path, None
+        knowledge_base = self.knowledge_base(scenario)
+        retrieval = knowledge_base.settings
+
+        def search(question: str, n: int) -> list:
+            return knowledge_base.search(question, replace(retrieval, k=n))
+
+        out_dir = Path(self.settings.data_dir) / "datasets"
+        path, report = prepare_training_set(
+            dataset_path, scenario.system_prompt, search, retrieval.k, config.context_share, config.seed, out_dir
+        )
+        path.with_suffix(".json").write_text(json.dumps({"source": str(dataset_path), **report.to_dict()}))
+        return path, report
+
+    def submit_training(
+        self, scenario: Scenario, config: TrainConfig | None = None, dataset_path: Path | None = None
+    ) -> int:
+        """Queues a training job (a separate process) and returns its id. Raises ValueError for a bad set."""
+        config = config or TrainConfig()
+        source = Path(dataset_path or scenario.train_path)
+        trained_on, _ = self.prepare_training(scenario, config, source)
+        return submit_training(self.settings, scenario.path, config, dataset=trained_on, source_dataset=source)
+
     def ensure_adapter_training(self, scenario: Scenario) -> dict | None:
         """Starts training in the background if the scenario has no adapter and has never had a job.
 
@@ -114,11 +156,31 @@ class Lab:
         if job:
             return job
         if scenario.train_path.exists():
-            submit_training(self.settings, scenario.path)
+            self.submit_training(scenario)
         return latest_job(self.settings, scenario.name)
 
     def adapters(self, scenario: Scenario) -> list[AdapterInfo]:
         return list_adapters(self.settings.data_dir, scenario.name)
+
+    def activate_adapter(self, scenario: Scenario, name: str) -> None:
+        set_active(self.settings.data_dir, scenario.name, name)
+
+    def rename_adapter(self, scenario: Scenario, old: str, new: str) -> AdapterInfo:
+        renamed = rename_adapter(self.settings.data_dir, scenario.name, old, new)
+        self._forget(AdapterInfo(old, renamed.path, renamed.metadata))
+        return renamed
+
+    def delete_adapter(self, scenario: Scenario, name: str, confirm_active: bool = False) -> AdapterInfo | None:
+        """Deletes an adapter; returns the adapter active afterwards (see core.adapters.delete_adapter)."""
+        doomed = next((a for a in self.adapters(scenario) if a.name == name), None)
+        now_active = delete_adapter(self.settings.data_dir, scenario.name, name, confirm_active)
+        if doomed:
+            self._forget(doomed)
+        return now_active
+
+    def _forget(self, adapter: AdapterInfo) -> None:
+        if self._engine is not None:
+            self._engine.forget_adapter(adapter.engine_name)
 
     def load_adapter(self, scenario: Scenario, name: str | None = None) -> AdapterInfo:
         """Loads the named adapter (default: the active one) into the engine, once."""

@@ -21,7 +21,7 @@ os.environ.update(LAB_DATA_DIR=str(DATA_DIR), LAB_MAX_NEW_TOKENS="24", LAB_AUTO_
 if (ROOT / ".lab" / "models").is_dir():
     (DATA_DIR / "models").symlink_to(ROOT / ".lab" / "models")
 
-QUICK_TRAINING = dict(max_steps=3, batch_size=4, val_fraction=0.0)
+QUICK_TRAINING = dict(max_steps=3, batch_size=4, val_fraction=0.0, check_forgetting=False)
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +41,9 @@ def lab(settings):
 @pytest.fixture(scope="session")
 def sample(lab):
     """The sample scenario, indexed, with a real (briefly trained) active adapter."""
-    from core.finetune import TrainConfig, train_adapter
+    from core.finetune import train_adapter
     from core.scenario import load_scenario
+    from core.train_config import TrainConfig
 
     scenario = load_scenario(SAMPLE)
     lab.ensure_ingested(scenario)

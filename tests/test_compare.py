@@ -39,7 +39,8 @@ def test_columns_continue_their_own_conversations(lab, sample):
 
 
 def test_two_adapters_side_by_side(lab, sample):
-    from core.finetune import TrainConfig, train_adapter
+    from core.finetune import train_adapter
+    from core.train_config import TrainConfig
 
     active = lab.active_adapter(sample)
     if "other" not in {a.name for a in lab.adapters(sample)}:

@@ -8,8 +8,9 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from core.adapters import active_adapter, list_adapters
-from core.finetune import IGNORE, TrainConfig, tokenize_example, train_adapter
+from core.finetune import IGNORE, tokenize_example, train_adapter
 from core.model_store import model_source
+from core.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
 
 

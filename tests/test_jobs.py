@@ -7,8 +7,8 @@ import time
 import pytest
 
 from core.adapters import active_adapter, list_adapters
-from core.finetune import TrainConfig
 from core.jobs import get_job, reap_dead_jobs, request_cancel, submit_training
+from core.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING, SAMPLE
 
 

@@ -5,9 +5,9 @@ import streamlit as st
 from core.adapters import AdapterNotReady
 from core.modes import ADAPTER_MODES, MODE_LABELS, Answer
 from core.safe_text import escape_markdown
+from ui.finetuning import render_adapter_wait
 from ui.resources import current_scenario, get_lab
 from ui.sidebar import MODE_ICONS, page_frame
-from ui.training import render_adapter_wait
 
 MODE_HELP = {
     "base": "The model as shipped: no documents, no fine-tuning. It only knows what it learned in pre-training.",

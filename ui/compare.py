@@ -26,9 +26,9 @@ from core.facts import compare_facts
 from core.safe_text import escape_markdown
 from core.scenario import Scenario
 from ui.chat import render_answer_details
+from ui.finetuning import render_adapter_wait
 from ui.resources import get_lab
 from ui.sidebar import MODE_ICONS
-from ui.training import render_adapter_wait
 
 MAX_COLUMNS = 6
 REDRAW_EVERY_S = 0.15

@@ -17,6 +17,7 @@ EXTRA_PAGES = [
     ("pages/compare.py", "Compare", ":material/view_column:"),
     ("pages/leaderboard.py", "Leaderboard", ":material/leaderboard:"),
     ("pages/knowledge_base.py", "Knowledge base", ":material/library_books:"),
+    ("pages/finetuning.py", "Fine-tuning", ":material/model_training:"),
 ]
 
 

@@ -1,0 +1,78 @@
+"""The fine-tuning page under AppTest with the real model, store and a real training process: the
+validation report, an uploaded set with errors, the estimate, a job seen from a fresh session
+(a reload) and cancelled from the page."""
+
+import json
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from core.jobs import get_job
+from core.train_config import TrainConfig
+from tests.conftest import QUICK_TRAINING, ROOT
+
+PAGE = "pages/finetuning.py"
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _texts(at) -> str:
+    return " ".join(
+        [m.value for m in at.markdown]
+        + [e.value for e in at.error]
+        + [w.value for w in at.warning]
+        + [i.value for i in at.info]
+        + [c.value for c in at.caption]
+    )
+
+
+def test_report_of_the_scenario_set_and_estimate(sample):
+    at = _page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Examples"] == "165" and metrics["Errors"] == "0"
+    text = _texts(at)
+    assert "Context-aware:" in text and "grounded examples" in text
+    assert "About" in text and "tokens per epoch" in text
+    start = next(b for b in at.button if b.label == "Start training")
+    assert not start.disabled
+
+
+def test_uploaded_set_with_errors_lists_lines_and_cannot_start(sample):
+    at = _page()
+    at.radio[0].set_value("Upload a JSONL file").run()
+    rows = [
+        json.dumps({"prompt": "Hi", "completion": "Hello"}),
+        "{broken",
+        json.dumps({"messages": [{"role": "user", "content": "no answer"}]}),
+        json.dumps({"question": "Hi", "answer": "Hello"}),
+    ]
+    at.file_uploader[0].set_value([("mine.jsonl", ("\n".join(rows) + "\n").encode(), "application/json")]).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Examples"] == "2" and metrics["Errors"] == "2" and metrics["Duplicate groups"] == "1"
+    problems = list(at.dataframe[0].value["Problem"])
+    assert problems[0].startswith("2: bad JSON") and problems[1].startswith("3: no assistant turn")
+    assert next(b for b in at.button if b.label == "Start training").disabled
+
+
+def test_a_running_job_shows_after_a_reload_and_cancels_from_the_page(sample, lab):
+    config = TrainConfig(**{**QUICK_TRAINING, "max_steps": 500, "context_aware": False})
+    job_id = lab.submit_training(sample, config)
+    deadline = time.monotonic() + 300
+    while get_job(lab.settings, job_id)["step"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    at = _page()  # a fresh session: what a reload gives
+    assert f"Job {job_id}" in _texts(at)
+    next(b for b in at.button if b.key == f"cancel-{job_id}").click().run()
+    while get_job(lab.settings, job_id)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    job = get_job(lab.settings, job_id)
+    assert job["status"] == "cancelled" and job["adapter"] is None
+    assert lab.active_adapter(sample).name == "quick"
