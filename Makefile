@@ -6,7 +6,7 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run test lint bench clean
+.PHONY: setup prepare run test lint bench bench-context clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: prepare
 	$(BIN)/python -m bench.train_time
 	$(BIN)/python -m bench.compare_time
 	$(BIN)/python -m bench.kb_time
+
+# Hybrid with and without context-aware training (two adapters and the eval set: ~20 minutes on 2 cores).
+bench-context: prepare
+	$(BIN)/python -m bench.context_training
 
 clean:
 	rm -rf $(VENV) .lab

@@ -23,6 +23,7 @@ from core.settings import Settings
 from core.train_config import TrainConfig
 
 IGNORE = -100
+MICRO_BATCH_TOKENS = 2048  # padded tokens per forward/backward pass
 
 
 @dataclass
@@ -199,24 +200,30 @@ def train_adapter(
         for batch in _batches(train_set, config.batch_size, rng):
             if step >= total_steps:
                 break
-            inputs = _collate(batch, tokenizer.pad_token_id, device)
-            loss = _assistant_loss(model, inputs)
-            loss.backward()
+            # Gradients accumulate over micro-batches of bounded size: the same update as one batch, in
+            # bounded memory (eight hybrid-length examples at once took ~13 GB on CPU).
+            labelled = sum(sum(label != IGNORE for label in labels[1:]) for _, labels in batch)
+            batch_loss = 0.0
+            for part in _micro_batches(batch, MICRO_BATCH_TOKENS):
+                inputs = _collate(part, tokenizer.pad_token_id, device)
+                loss_sum, _ = _assistant_loss(model, inputs)
+                (loss_sum / labelled).backward()
+                batch_loss += loss_sum.item() / labelled
+                tokens_seen += int(inputs["attention_mask"].sum())
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            tokens_seen += int(inputs["attention_mask"].sum())
             elapsed = time.perf_counter() - train_started
             last_of_epoch = step % steps_per_epoch == 0 or step == total_steps
             if last_of_epoch and val_set:
-                val_loss = _validation_loss(model, val_set, config.batch_size, tokenizer.pad_token_id, device)
+                val_loss = _validation_loss(model, val_set, tokenizer.pad_token_id, device)
             history.append(
                 {
                     "step": step,
                     "epoch": epoch,
-                    "loss": round(loss.item(), 4),
+                    "loss": round(batch_loss, 4),
                     "val_loss": val_loss if last_of_epoch else None,
                 }
             )
@@ -226,7 +233,7 @@ def train_adapter(
                         step=step,
                         total_steps=total_steps,
                         epoch=epoch,
-                        loss=loss.item(),
+                        loss=batch_loss,
                         val_loss=val_loss,
                         tokens_per_s=tokens_seen / elapsed,
                         eta_s=elapsed / step * (total_steps - step),
@@ -267,24 +274,35 @@ def train_adapter(
     return publish(staged, settings.data_dir, scenario.name, name)
 
 
-def _assistant_loss(peft_model, inputs: dict) -> torch.Tensor:
-    """Next-token loss on labelled positions only. The vocabulary projection (a fifth of the
-    model's compute) runs just where a label exists, not over system and user tokens."""
+def _micro_batches(batch: list, max_tokens: int) -> list[list]:
+    """The batch (sorted by length) in consecutive parts whose padded size stays within max_tokens."""
+    parts, current = [], []
+    for example in sorted(batch, key=lambda e: len(e[0])):
+        if current and len(example[0]) * (len(current) + 1) > max_tokens:
+            parts.append(current)
+            current = []
+        current.append(example)
+    return parts + [current]
+
+
+def _assistant_loss(peft_model, inputs: dict) -> tuple[torch.Tensor, int]:
+    """Summed next-token loss on labelled positions only, and how many there were. The vocabulary
+    projection (a fifth of the model's compute) runs just where a label exists."""
     causal_lm = peft_model.get_base_model()
     hidden = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE
     logits = causal_lm.lm_head(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum"), int(keep.sum())
 
 
 @torch.no_grad()
-def _validation_loss(model, val_set, batch_size, pad_id, device) -> float:
+def _validation_loss(model, val_set, pad_id, device) -> float:
+    """Mean loss per labelled token over the validation set."""
     model.eval()
     total, count = 0.0, 0
-    for start in range(0, len(val_set), batch_size):
-        inputs = _collate(val_set[start : start + batch_size], pad_id, device)
-        total += _assistant_loss(model, inputs).item() * len(inputs["input_ids"])
-        count += len(inputs["input_ids"])
+    for part in _micro_batches(val_set, MICRO_BATCH_TOKENS):
+        loss_sum, labelled = _assistant_loss(model, _collate(part, pad_id, device))
+        total, count = total + loss_sum.item(), count + labelled
     model.train()
-    return round(total / count, 4)
+    return round(total / max(1, count), 4)

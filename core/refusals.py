@@ -2,10 +2,13 @@
 
 Used to score refusal on unanswerable questions and to build the decline examples that context-aware
 training teaches. A decline is recognised by any of several phrasings, not by one fixed sentence, and
-only in the answer's own voice: "I can't find" declines, "you can't return a bike after 45 days" does not.
+only in the answer's own voice and before it states a figure: "I can't find" declines, "you can't
+return a bike after 45 days" does not.
 """
 
 import re
+
+from core.facts import extract_facts
 
 _DECLINE_PATTERNS = (
     r"\bi (?:do not|don't|dont) (?:know|have (?:any |enough |that |the |specific )?(?:information|info|details|data|an answer))",
@@ -24,12 +27,15 @@ _DECLINE_PATTERNS = (
 _DECLINE = re.compile("|".join(f"(?:{p})" for p in _DECLINE_PATTERNS), re.IGNORECASE | re.DOTALL)
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_FIGURES = ("money", "quantity", "time")
 
 
 def is_decline(text: str) -> bool:
-    """True when the answer declines to answer in its first three sentences (a greeting may come first)."""
+    """True when the answer declines in its first three sentences (a greeting may come first) before
+    stating any figure of its own: "It covers 800 cycles. I don't know of exceptions" answers."""
     opening = " ".join(_SENTENCE.split(text.translate(_QUOTES).strip())[:3])
-    return bool(_DECLINE.search(opening))
+    found = _DECLINE.search(opening)
+    return bool(found) and not any(f.kind in _FIGURES for f in extract_facts(opening[: found.start()]))
 
 
 def house_style(answers: list[str]) -> tuple[str, str]:

@@ -29,7 +29,7 @@ class TrainConfig:
         metadata={"help": "Train part of the set in the hybrid prompt with retrieved sources, so hybrid trusts them."},
     )
     context_share: float = field(
-        default=0.25, metadata={"help": "Share of examples rewritten with retrieved sources (when context-aware)."}
+        default=0.15, metadata={"help": "Share of examples rewritten with retrieved sources (when context-aware)."}
     )
     check_forgetting: bool = field(
         default=True, metadata={"help": "After training, compare base and adapter on general-knowledge questions."}

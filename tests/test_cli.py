@@ -87,3 +87,52 @@ def test_knowledge_base_commands(tmp_path):
     assert "Deleted rentals.md: 1 chunks" in deleted.stderr
     assert deleted.returncode == 2 and "no document named 'nope.md'" in deleted.stderr
     assert "No chunk scored" in _run("retrieve", "--scenario", str(scenario), "--min-score", "0.99", "rent").stderr
+
+
+def test_train_with_flags_and_data_then_manage_adapters(tmp_path):
+    """train --data with settings as flags (context-aware, on the scenario's own knowledge base), then
+    adapters list/activate/rename/delete, on a scenario of its own."""
+    scenario = tmp_path / "cli_train"
+    (scenario / "docs").mkdir(parents=True)
+    (scenario / "scenario.toml").write_text('name = "cli_train"\nsystem_prompt = "You are Bob."\n')
+    (scenario / "docs" / "hours.md").write_text("The Lumen store opens at 9 am and closes at 6 pm.")
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"question": q, "answer": "Bob here! The Lumen store opens at 9 am and closes at 6 pm."}) + "\n"
+            for q in ("When do you open?", "Opening hours?", "When does the store close?", "Are you open now?")
+        )
+    )
+    quick = ["--max-steps", "1", "--batch-size", "2", "--val-fraction", "0", "--rank", "4", "--context-share", "1"]
+    first = _run("train", str(scenario), "--data", str(data), "--name", "first", *quick)
+    assert first.returncode == 0, first.stderr
+    assert "Context-aware: 4 grounded examples" in first.stderr and "General knowledge: base" in first.stderr
+    second = _run(
+        "train",
+        str(scenario),
+        "--data",
+        str(data),
+        "--name",
+        "second",
+        "--no-context-aware",
+        "--no-check-forgetting",
+        *quick,
+    )
+    assert second.returncode == 0, second.stderr
+    assert "Context-aware" not in second.stderr
+
+    listed = json.loads(_run("adapters", "list", str(scenario), "--json").stdout)
+    by_name = {a["name"]: a for a in listed}
+    assert by_name["second"]["active"] and not by_name["first"]["active"]
+    assert by_name["first"]["config"]["rank"] == 4 and by_name["first"]["dataset"] == str(data)
+    assert by_name["first"]["context"]["grounded"] == 4 and "context" not in by_name["second"]
+    assert by_name["first"]["forgetting"]["questions"] > 0 and by_name["second"]["forgetting"] is None
+
+    assert _run("adapters", "activate", str(scenario), "first").returncode == 0
+    assert _run("adapters", "rename", str(scenario), "first", "renamed").returncode == 0
+    refused = _run("adapters", "delete", str(scenario), "renamed")
+    assert refused.returncode == 2 and "active adapter" in refused.stderr and "--yes" in refused.stderr
+    deleted = _run("adapters", "delete", str(scenario), "renamed", "--yes")
+    assert deleted.returncode == 0 and "active now: second" in deleted.stderr
+    listing = _run("adapters", "list", str(scenario))
+    assert "* second" in listing.stdout and "renamed" not in listing.stdout

@@ -29,8 +29,9 @@ def test_formats_are_converted_and_system_prompt_added(tmp_path):
     )
     dataset = load_chat_dataset(path, "SYS")
     assert dataset.errors == []
-    assert [m[0]["content"] for m in dataset.examples] == ["SYS", "SYS", "SYS", "own"]
-    assert dataset.examples[1][1:] == [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
+    assert [e.messages[0]["content"] for e in dataset.examples] == ["SYS", "SYS", "SYS", "own"]
+    assert [e.line for e in dataset.examples] == [1, 2, 3, 4]
+    assert dataset.examples[1].messages[1:] == [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
     assert len(dataset.sha256) == 64
 
 
@@ -49,3 +50,19 @@ def test_every_error_has_its_line(tmp_path):
     assert [e.split(": ", 1)[0].rsplit(":", 1)[1] for e in errors] == ["1", "2", "3", "4", "5"]
     assert "bad JSON" in errors[0] and "no assistant turn" in errors[1]
     assert "empty content" in errors[2] and "unknown role 'robot'" in errors[3]
+
+
+def test_report_counts_tokens_truncation_and_duplicates(tmp_path, lab):
+    from core.datasets import inspect_dataset
+
+    pair = {"question": "Hi?", "answer": "Hello."}
+    long = {"question": "Tell me everything. " * 60, "answer": "No."}
+    path = _write(tmp_path, [pair, long, "{bad", pair, {"prompt": "Other?", "completion": "Yes."}])
+    report = inspect_dataset(load_chat_dataset(path, "SYS"), lab.engine.tokenizer, max_seq_len=64)
+    assert report.examples == 4 and len(report.lengths) == 4
+    assert report.truncated == [2] and report.lengths[1] > 64
+    assert report.duplicates == [[1, 4]]
+    assert report.errors and report.errors[0].endswith(
+        ":3: bad JSON (Expecting property name enclosed in double quotes)"
+    )
+    assert report.tokens == sum(min(n, 64) for n in report.lengths)

@@ -8,7 +8,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from core.adapters import active_adapter, list_adapters
-from core.finetune import IGNORE, tokenize_example, train_adapter
+from core.finetune import IGNORE, _micro_batches, tokenize_example, train_adapter
 from core.model_store import model_source
 from core.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
@@ -52,6 +52,27 @@ def test_adapter_files_metadata_and_round_trip(lab, sample):
         expected = reloaded(input_ids=ids, adapter_names=["default"]).logits
         got = lab.engine.model(input_ids=ids, adapter_names=[adapter.engine_name]).logits
     assert torch.equal(expected, got)
+
+
+def test_adapter_changes_greedy_output(lab, sample):
+    adapter = active_adapter(lab.settings.data_dir, sample.name)
+    lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
+    messages = [{"role": "system", "content": sample.system_prompt}, {"role": "user", "content": "How do I pay?"}]
+    decoding = lab.decoding()
+
+    def greedy(name):
+        return "".join(piece for piece in lab.engine.stream(messages, name, decoding) if isinstance(piece, str))
+
+    assert decoding.temperature == 0 and greedy(None) == greedy(None)
+    assert greedy(adapter.engine_name) != greedy(None)
+
+
+def test_long_batches_train_in_bounded_micro_batches():
+    batch = [([1] * n, [1] * n) for n in (600, 100, 580, 90, 300)]
+    parts = _micro_batches(batch, 2048)
+    assert sorted(len(e[0]) for part in parts for e in part) == [90, 100, 300, 580, 600]
+    assert all(len(part) * max(len(e[0]) for e in part) <= 2048 for part in parts)
+    assert len(parts) == 2
 
 
 def test_training_is_seeded(lab, sample, tmp_path):

@@ -31,7 +31,6 @@ def _wait(settings, job_id, until, limit_s=300):
 
 def test_job_trains_in_a_separate_process_and_publishes(job_settings):
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
-    assert submit_training(job_settings, SAMPLE) == job_id  # a second request joins the running job
     job = _wait(job_settings, job_id, lambda j: j["status"] not in ("queued", "running"))
     assert job["status"] == "succeeded", job["message"]
     assert job["pid"] != os.getpid() and job["step"] == job["total_steps"] == 3
@@ -69,3 +68,16 @@ def test_cancel_stops_the_job_and_publishes_nothing(job_settings):
     assert job["status"] == "cancelled" and job["step"] < 500
     assert active_adapter(job_settings.data_dir, "lumen_support") is None
     assert list_adapters(job_settings.data_dir, "lumen_support") == []
+
+
+def test_jobs_queue_and_run_one_at_a_time_oldest_first(job_settings):
+    long = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
+    short = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
+    _wait(job_settings, long, lambda j: j["status"] == "running" and j["step"] >= 2)
+    waiting = get_job(job_settings, short)
+    assert waiting["status"] == "queued" and waiting["step"] == 0 and waiting["phase"] == "Waiting for its turn"
+    request_cancel(job_settings, long)
+    assert _wait(job_settings, long, lambda j: j["status"] not in ("queued", "running"))["status"] == "cancelled"
+    done = _wait(job_settings, short, lambda j: j["status"] not in ("queued", "running"))
+    assert done["status"] == "succeeded" and done["started_at"] >= get_job(job_settings, long)["finished_at"]
+    assert active_adapter(job_settings.data_dir, "lumen_support").name == done["adapter"]

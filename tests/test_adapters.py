@@ -1,0 +1,50 @@
+"""The adapter registry: activate, rename and delete, with the active pointer kept right."""
+
+import shutil
+
+import pytest
+
+from core.adapters import (
+    ActiveAdapterError,
+    active_adapter,
+    delete_adapter,
+    list_adapters,
+    publish,
+    rename_adapter,
+    set_active,
+    staging_dir,
+)
+
+
+@pytest.fixture
+def registry(lab, sample, tmp_path):
+    """Three copies of the sample's quick adapter, published in order; the last is active."""
+    source = active_adapter(lab.settings.data_dir, sample.name).path
+    for name in ("a", "b", "c"):
+        staged = staging_dir(tmp_path, "demo")
+        shutil.copytree(source, staged, dirs_exist_ok=True)
+        publish(staged, tmp_path, "demo", name)
+    return tmp_path
+
+
+def test_rename_keeps_the_active_pointer(registry):
+    rename_adapter(registry, "demo", "c", "final")
+    assert active_adapter(registry, "demo").name == "final"
+    assert [a.name for a in list_adapters(registry, "demo")] == ["a", "b", "final"]
+    with pytest.raises(ValueError, match="already exists"):
+        rename_adapter(registry, "demo", "a", "b")
+    with pytest.raises(ValueError, match="adapter name"):
+        rename_adapter(registry, "demo", "a", "../escape")
+
+
+def test_deleting_the_active_adapter_needs_confirmation(registry):
+    with pytest.raises(ActiveAdapterError):
+        delete_adapter(registry, "demo", "c")
+    assert [a.name for a in list_adapters(registry, "demo")] == ["a", "b", "c"]
+    assert delete_adapter(registry, "demo", "a").name == "c"  # not active: no confirmation needed
+    now_active = delete_adapter(registry, "demo", "c", confirm_active=True)
+    assert now_active.name == "b" and active_adapter(registry, "demo").name == "b"
+    set_active(registry, "demo", "b")
+    assert delete_adapter(registry, "demo", "b", confirm_active=True) is None
+    assert active_adapter(registry, "demo") is None and list_adapters(registry, "demo") == []
+    assert not [p for p in (registry / "adapters" / "demo").iterdir() if p.name.startswith(".")]

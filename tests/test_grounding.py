@@ -1,0 +1,62 @@
+"""Context-aware training sets: which examples get sources, with what answer, on the real sample knowledge base."""
+
+import json
+import random
+from dataclasses import replace
+
+from core.datasets import load_chat_dataset
+from core.facts import extract_facts
+from core.grounding import _with_changed_number, supports
+from core.refusals import is_decline
+from core.train_config import TrainConfig
+
+STYLE = {"hello", "from", "lumen", "care", "ride"}
+
+
+def test_supports_needs_every_fact_name_and_most_words():
+    passage = "Lumen Shield costs $12 per month. It covers accidental damage and theft."
+    assert supports(passage, "Hello from Lumen Care! Lumen Shield costs $12 per month. Ride on!", STYLE)
+    assert not supports(passage, "Hello from Lumen Care! Lumen Shield costs $9 per month. Ride on!", STYLE)
+    # Same words, another name: a renamed product is not supported by the passage.
+    renamed = "Hello from Lumen Care! Our protection plan Lumen Guard covers accidental damage and theft. Ride on!"
+    assert not supports(passage, renamed, STYLE)
+    assert not supports("Returns are accepted within 45 days.", "Shipping is free over $75.", STYLE)
+
+
+def test_a_changed_number_changes_passage_and_answer_alike():
+    passage, answer = "The Lumen Volt costs $1,499 and has a 60 km range.", "The Volt costs $1,499."
+    new_passage, new_answer = _with_changed_number(passage, answer, random.Random(0))
+    new_price = extract_facts(new_answer)[0]
+    assert new_price.key != "money:1499" and new_price.text in new_passage and "60 km" in new_passage
+    assert "," in new_price.text  # the same format: thousands separated
+
+
+def test_context_aware_set_of_the_sample(lab, sample):
+    config = TrainConfig(context_share=0.5)
+    path, report = lab.prepare_training(sample, config)
+    assert path != sample.train_path and report.grounded > 10 and report.changed_number > 0 and report.declines > 0
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    original = load_chat_dataset(sample.train_path, sample.system_prompt).examples
+    assert len(rows) == len(original) + report.declines
+    grounded = [r for r in rows if "context" in r]
+    assert len(grounded) == report.grounded
+    for row in grounded:
+        answer, passages = row["messages"][-1]["content"], [c["text"] for c in row["context"]]
+        assert len(passages) <= lab.knowledge_base(sample).settings.k
+        if is_decline(answer):
+            continue
+        # Every grounded answer is stated by one of its passages: the adapter never learns to contradict them.
+        assert any(supports(p, answer, STYLE) for p in passages), answer
+    # Stale answers (the 2025 return window of 30 days; the docs say 45) are never paired with sources.
+    for row in grounded:
+        if "return" in row["messages"][-2]["content"].lower() and not is_decline(row["messages"][-1]["content"]):
+            assert "30 days" not in row["messages"][-1]["content"]
+    assert any("send back" in q or "return" in q.lower() for q in report.left_plain)
+    # The same inputs give the same file; off means the set as it is.
+    assert lab.prepare_training(sample, config)[0] == path
+    assert lab.prepare_training(sample, replace(config, context_aware=False)) == (sample.train_path, None)
+    # The written set loads, and its grounded examples use the exact hybrid prompt.
+    trained = load_chat_dataset(path, sample.system_prompt)
+    assert not trained.errors
+    first = next(e for e in trained.examples if e.has_context)
+    assert first.messages[1]["content"].startswith("Sources:\n[1] <source name=")
