@@ -39,6 +39,7 @@ def _lab():
 
 def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | None = None) -> None:
     from core.finetune import train_adapter
+    from core.grounding import source_metadata
     from core.train_config import TrainConfig
 
     def show(p) -> None:
@@ -63,7 +64,7 @@ def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | 
         on_progress=show,
         on_phase=lambda phase: _say(f"  {phase} ..."),
         name=name,
-        source=None if trained_on == source else {"dataset": str(source), "trained_on": str(trained_on)},
+        source=source_metadata(source, trained_on),
     )
     _say(f"Adapter {info.name} published in {info.metadata['duration_s']} s: {info.path}")
     forgetting = info.metadata.get("forgetting")

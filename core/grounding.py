@@ -252,3 +252,16 @@ def prepare_training_set(
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
     return path, report
+
+
+def source_metadata(source: Path, trained_on: Path) -> dict:
+    """What an adapter records about its data: the set the user chose (path and SHA-256) and, when the
+    set trained on was derived from it, that file and what context-aware training rewrote."""
+    source, trained_on = Path(source), Path(trained_on)
+    meta = {"dataset": str(source), "dataset_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    if trained_on.resolve() != source.resolve():
+        meta["trained_on"] = str(trained_on)
+        sidecar = trained_on.with_suffix(".json")
+        if sidecar.exists():
+            meta["context"] = json.loads(sidecar.read_text())
+    return meta

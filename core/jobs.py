@@ -6,7 +6,6 @@ stay queued), trains, and writes progress back. A job whose process died is mark
 """
 
 import fcntl
-import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from core.db import connect
 from core.finetune import Cancelled, Progress, train_adapter
+from core.grounding import source_metadata
 from core.scenario import load_scenario
 from core.settings import Settings
 from core.train_config import TrainConfig
@@ -176,7 +176,7 @@ def run_job(settings: Settings, job_id: int) -> None:
                 dataset_path=Path(job["dataset"]),
                 on_progress=lambda p: _record_progress(settings, job_id, p),
                 on_phase=lambda phase: _set_phase(settings, job_id, phase),
-                source=_source_metadata(job),
+                source=source_metadata(Path(job["source_dataset"] or job["dataset"]), Path(job["dataset"])),
             )
         except Cancelled:
             _finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
@@ -202,18 +202,6 @@ def _wait_for_turn(settings: Settings, job_id: int, lock) -> None:
             return
         fcntl.flock(lock, fcntl.LOCK_UN)
         time.sleep(1.0)
-
-
-def _source_metadata(job: dict) -> dict:
-    """What the adapter records about its data: the set the user chose and, when context-aware, what was rewritten."""
-    source = Path(job["source_dataset"] or job["dataset"])
-    meta = {"dataset": str(source), "dataset_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
-    if job["dataset"] != str(source):
-        meta["trained_on"] = job["dataset"]
-        sidecar = Path(job["dataset"]).with_suffix(".json")
-        if sidecar.exists():
-            meta["context"] = json.loads(sidecar.read_text())
-    return meta
 
 
 def _set_phase(settings: Settings, job_id: int, phase: str) -> None:
