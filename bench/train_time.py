@@ -64,7 +64,8 @@ def main() -> None:
         },
     }
     out = ROOT / "bench" / "results.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    existing = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**existing, **results}, indent=2) + "\n")
 
     t = results["sample_adapter_training"]
     print(
