@@ -5,39 +5,19 @@ validation report, an uploaded set with errors, the estimate, a job seen from a 
 import json
 import time
 
-from streamlit.testing.v1 import AppTest
-
 from core.jobs import get_job
 from core.train_config import TrainConfig
-from tests.conftest import QUICK_TRAINING, ROOT
+from tests.apptest import open_page, page_texts
+from tests.conftest import QUICK_TRAINING
 
 PAGE = "pages/finetuning.py"
 
 
-def _page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception
-    return at
-
-
-def _texts(at) -> str:
-    return " ".join(
-        [m.value for m in at.markdown]
-        + [e.value for e in at.error]
-        + [w.value for w in at.warning]
-        + [i.value for i in at.info]
-        + [c.value for c in at.caption]
-    )
-
-
 def test_report_of_the_scenario_set_and_estimate(sample):
-    at = _page()
+    at = open_page(PAGE)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Examples"] == "165" and metrics["Errors"] == "0"
-    text = _texts(at)
+    text = page_texts(at)
     assert "Context-aware:" in text and "grounded examples" in text
     assert "About" in text and "tokens per epoch" in text
     start = next(b for b in at.button if b.label == "Start training")
@@ -45,7 +25,7 @@ def test_report_of_the_scenario_set_and_estimate(sample):
 
 
 def test_uploaded_set_with_errors_lists_lines_and_cannot_start(sample):
-    at = _page()
+    at = open_page(PAGE)
     at.radio[0].set_value("Upload a JSONL file").run()
     rows = [
         json.dumps({"prompt": "Hi", "completion": "Hello"}),
@@ -68,8 +48,8 @@ def test_a_running_job_shows_after_a_reload_and_cancels_from_the_page(sample, la
     deadline = time.monotonic() + 300
     while get_job(lab.settings, job_id)["step"] < 1 and time.monotonic() < deadline:
         time.sleep(0.5)
-    at = _page()  # a fresh session: what a reload gives
-    assert f"Job {job_id}" in _texts(at)
+    at = open_page(PAGE)  # a fresh session: what a reload gives
+    assert f"Job {job_id}" in page_texts(at)
     next(b for b in at.button if b.key == f"cancel-{job_id}").click().run()
     while get_job(lab.settings, job_id)["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)

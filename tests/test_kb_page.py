@@ -1,46 +1,24 @@
 """The knowledge base page under AppTest with the real model, embeddings and store: upload through
 file_uploader, the playground, the freshness test with Undo, and a new scenario."""
 
-from streamlit.testing.v1 import AppTest
-
-from tests.conftest import ROOT
+from tests.apptest import open_page, page_texts
 
 PAGE = "pages/knowledge_base.py"
 
 
-def _page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception
-    return at
-
-
-def _texts(at) -> str:
-    return " ".join(
-        [m.value for m in at.markdown]
-        + [e.value for e in at.error]
-        + [s.value for s in at.success]
-        + [w.value for w in at.warning]
-        + [c.value for c in at.caption]
-        + [t.value for t in at.text]
-    )
-
-
 def test_page_lists_the_documents_with_chunk_counts(sample, lab):
-    at = _page()
+    at = open_page(PAGE)
     table = at.dataframe[0].value
     documents = lab.knowledge_base(sample).documents()
     assert list(table["Document"]) == [d.name for d in documents]
     assert list(table["Chunks"]) == [d.chunks for d in documents] and table["Chunks"].sum() > 0
-    assert "retrieve 3 chunk(s) by similarity" in _texts(at)
+    assert "retrieve 3 chunk(s) by similarity" in page_texts(at)
 
 
 def test_upload_through_the_page_adds_good_files_and_refuses_bad_ones(sample, lab):
     knowledge_base = lab.knowledge_base(sample)
     before = {d.name: d.text_sha for d in knowledge_base.documents()}
-    at = _page()
+    at = open_page(PAGE)
     at.file_uploader[0].set_value(
         [
             ("rentals.md", b"# Rentals\n\nLumen Bikes rents e-bikes for $9 per hour.", "text/markdown"),
@@ -49,7 +27,7 @@ def test_upload_through_the_page_adds_good_files_and_refuses_bad_ones(sample, la
     ).run()
     next(b for b in at.button if b.label == "Add to knowledge base").click().run()
     assert not at.exception
-    text = _texts(at)
+    text = page_texts(at)
     assert "rentals.md" in text and "1 chunks added" in text
     assert "evil.pdf: not a readable PDF" in text and "The knowledge base is unchanged" in text
     after = {d.name: d.text_sha for d in knowledge_base.documents()}
@@ -59,21 +37,21 @@ def test_upload_through_the_page_adds_good_files_and_refuses_bad_ones(sample, la
 
 
 def test_playground_shows_chunks_with_scores_and_the_min_score_refusal(sample):
-    at = _page()
+    at = open_page(PAGE)
     at.text_input(key="kb_query").set_value("What is the support email address?").run()
     assert not at.exception
     headings = [m.value for m in at.markdown if m.value.startswith("**[")]
     assert len(headings) == 3 and "contact" in headings[0] and "score **0." in headings[0]
     at.slider[1].set_value(0.9).run()  # minimum score
-    assert "No chunk scores 0.90 or more" in _texts(at)
-    assert "Not saved yet" in _texts(at)
+    assert "No chunk scores 0.90 or more" in page_texts(at)
+    assert "Not saved yet" in page_texts(at)
 
 
 def test_freshness_edit_reaches_rag_and_undo_restores_the_document(sample, lab):
     knowledge_base = lab.knowledge_base(sample)
     doc = "shipping_and_delivery.md"
     original = knowledge_base.manifest.document(doc).text_sha
-    at = _page()
+    at = open_page(PAGE)
     at.selectbox(key="fresh_doc:lumen_support").set_value(doc).run()
     sentence_box = at.selectbox(key=f"fresh_sentence:lumen_support:{doc}")
     old = next(o for o in sentence_box.options if o.startswith("Express delivery from Lumen Bikes takes"))
@@ -81,7 +59,7 @@ def test_freshness_edit_reaches_rag_and_undo_restores_the_document(sample, lab):
     new = old.replace("$25", "$39")
     next(t for t in at.text_area if t.label == "3. New sentence").set_value(new).run()
     at.text_input(key="fresh_question:lumen_support").set_value("What does express shipping cost?").run()
-    assert "states: **\\$39**" in _texts(at)  # Markdown-escaped
+    assert "states: **\\$39**" in page_texts(at)  # Markdown-escaped
     next(b for b in at.button if b.label.startswith("Apply the edit")).click().run()
     assert not at.exception
     assert "costs $39" in knowledge_base.document_text(doc)
@@ -97,13 +75,13 @@ def test_freshness_edit_reaches_rag_and_undo_restores_the_document(sample, lab):
 
 
 def test_new_scenario_from_the_page_starts_empty(sample, lab):
-    at = _page()
+    at = open_page(PAGE)
     at.text_input(key="new_scenario_title").set_value("Acme HR policies")
     at.text_area(key="new_scenario_description").set_value("Leave and expenses.")
     next(b for b in at.button if b.label == "Create").click().run()
     assert not at.exception
     assert at.session_state["scenario"] == "acme_hr_policies"
-    assert "Created **Acme HR policies**" in _texts(at) and "This knowledge base is empty" in " ".join(
+    assert "Created **Acme HR policies**" in page_texts(at) and "This knowledge base is empty" in " ".join(
         i.value for i in at.info
     )
     assert "acme_hr_policies" in [s.name for s in lab.scenarios()]
@@ -122,7 +100,7 @@ def test_document_text_with_images_and_html_is_shown_as_text(sample, lab):
     )
     lab.upload_document(sample, hostile.encode(), "roadside.md")
     try:
-        at = _page()
+        at = open_page(PAGE)
         at.text_input(key="kb_query").set_value("roadside help").run()
         assert not at.exception
         assert hostile in [t.value for t in at.text]  # st.text: shown literally, never as Markdown or HTML
