@@ -14,13 +14,12 @@ import streamlit as st
 from core.adapters import ActiveAdapterError
 from core.datasets import DatasetReport, inspect_dataset, load_chat_dataset, save_upload
 from core.finetune import estimate_seconds, measured_tokens_per_s
-from core.jobs import get_job, list_jobs, request_cancel
+from core.jobs import ACTIVE_STATES, get_job, list_jobs, request_cancel
 from core.safe_text import escape_markdown
 from core.scenario import Scenario
 from core.train_config import TrainConfig, config_fields
 from ui.resources import get_lab
 
-ACTIVE_STATES = ("queued", "running")
 STATUS_ICONS = {
     "queued": ":material/schedule:",
     "running": ":material/model_training:",
