@@ -34,8 +34,8 @@ NEW_TOKENS = 128
 class FixedLength(Decoding):
     """Greedy, and never stops before max_new_tokens: equal work for every row."""
 
-    def generate_kwargs(self) -> dict:
-        return {**super().generate_kwargs(), "min_new_tokens": self.max_new_tokens}
+    def generate_kwargs(self, prompt_length: int) -> dict:
+        return {**super().generate_kwargs(prompt_length), "min_new_tokens": self.max_new_tokens}
 
 
 def median_wall(run) -> float:

@@ -1,5 +1,5 @@
-"""Command line: prepare, validate, ingest, retrieve, kb, train, adapters, ask, compare (and train-job, the body of a
-background training process)."""
+"""Command line: prepare, validate, ingest, retrieve, kb, train, adapters, ask, compare, eval (and run-job, the body
+of a background job process)."""
 
 import argparse
 import json
@@ -212,7 +212,52 @@ def cmd_adapters(args) -> int:
     return 0
 
 
-def cmd_train_job(args) -> int:
+def cmd_eval(args) -> int:
+    from core.eval_store import save_run
+    from core.evaluation import EvalConfig, run_evaluation
+    from core.judge import configured_judge
+    from core.scenario import EVAL_KINDS
+
+    modes = tuple(dict.fromkeys(m.strip() for m in ",".join(args.modes).split(",") if m.strip()))
+    if not modes or any(m not in MODES for m in modes):
+        raise ValueError(f"--modes takes modes from {','.join(MODES)}")
+    kinds = tuple(dict.fromkeys(k.strip() for k in ",".join(args.kinds).split(",") if k.strip()))
+    if any(k not in EVAL_KINDS for k in kinds):
+        raise ValueError(f"--kinds takes kinds from {','.join(EVAL_KINDS)}")
+    scenario = load_scenario(args.scenario)
+    lab = _lab()
+    if not lab.knowledge_base(scenario).chunk_count():
+        _ingest(lab, scenario)
+    if (
+        any(m in ("finetuned", "hybrid") for m in modes)
+        and args.adapter is None
+        and lab.active_adapter(scenario) is None
+    ):
+        _train(lab, scenario)
+    config = EvalConfig(modes=modes, adapter=args.adapter, kinds=kinds, limit=args.limit, label=args.label or "")
+    judge = configured_judge(lab.settings) if args.judge else None
+    _say(f"Evaluating {scenario.name}: {', '.join(modes)}" + (f", judged by {judge.name}" if judge else ""))
+    result = run_evaluation(
+        lab,
+        scenario,
+        config,
+        on_progress=lambda p: _say(f"  [{p.done}/{p.total}] {p.question_id}  ETA {p.eta_s:.0f} s"),
+        judge=judge,
+    )
+    run_id = save_run(lab.settings.data_dir, result, config.label)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    columns = ("accuracy", "freshness", "refusal", "style", "groundedness", "retrieval_hit_rate", "latency_p50_s")
+    print(f"{'mode':<10}" + "".join(f"{c.replace('_rate', '').replace('_s', ''):>14}" for c in columns))
+    for mode, metrics in result["modes"].items():
+        cells = ("-" if metrics[c] is None else f"{metrics[c]:.2f}" for c in columns)
+        print(f"{mode:<10}" + "".join(f"{cell:>14}" for cell in cells))
+    _say(f"Saved as run #{run_id} in {result['wall_s']:.0f} s" + (f"; JSON in {args.out}" if args.out else ""))
+    return 0
+
+
+def cmd_run_job(args) -> int:
     from core.jobs import run_job
 
     run_job(get_settings(), args.job_id)
@@ -369,9 +414,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("question")
     compare.set_defaults(run=cmd_compare)
 
-    job = commands.add_parser("train-job", help=argparse.SUPPRESS)
+    evaluate = commands.add_parser("eval", help="score the modes on the scenario's eval questions; saves the run")
+    evaluate.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
+    evaluate.add_argument(
+        "--modes", nargs="+", default=list(MODES), help="modes to evaluate, space- or comma-separated (default: all)"
+    )
+    evaluate.add_argument("--adapter", help="adapter for finetuned/hybrid (default: the active one)")
+    evaluate.add_argument(
+        "--kinds", nargs="+", default=["answerable", "fresh", "unanswerable", "style"], help="question kinds to ask"
+    )
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--label", help="name of the saved run")
+    evaluate.add_argument(
+        "--judge", action=argparse.BooleanOptionalAction, default=True, help="use the LLM judge if configured"
+    )
+    evaluate.add_argument("--out", type=Path, metavar="FILE.json", help="also write the run as JSON here")
+    evaluate.set_defaults(run=cmd_eval)
+
+    job = commands.add_parser("run-job", help=argparse.SUPPRESS)
     job.add_argument("job_id", type=int)
-    job.set_defaults(run=cmd_train_job)
+    job.set_defaults(run=cmd_run_job)
     return parser
 
 

@@ -61,6 +61,16 @@ CREATE TABLE IF NOT EXISTS kb_settings (
     settings TEXT NOT NULL,              -- JSON RetrievalSettings
     generation INTEGER NOT NULL DEFAULT 0  -- which Chroma collection is live (re-index builds the next one)
 );
+CREATE TABLE IF NOT EXISTS eval_runs (  -- finished evaluation runs; a failed or cancelled run saves nothing
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scenario TEXT NOT NULL,
+    label TEXT NOT NULL,                 -- what the user calls it ("after re-index", ...)
+    settings TEXT NOT NULL,              -- JSON: modes, adapter, model, decoding, retrieval, fingerprints
+    result TEXT NOT NULL,                -- JSON: the whole run (core.evaluation)
+    job_id INTEGER,                      -- the job that ran it; NULL when run from the command line
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS eval_runs_by_scenario ON eval_runs (scenario, created_at);
 CREATE TABLE IF NOT EXISTS kb_edits (    -- freshness edits, so Undo survives a reload
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     scenario TEXT NOT NULL,
@@ -79,6 +89,7 @@ CREATE TABLE IF NOT EXISTS kb_edits (    -- freshness edits, so Undo survives a 
 ADDED_COLUMNS = (
     ("jobs", "source_dataset", "TEXT"),
     ("jobs", "phase", "TEXT"),
+    ("jobs", "eval_run", "INTEGER"),
 )
 
 _prepared: set[str] = set()

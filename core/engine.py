@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    DynamicCache,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 from transformers.generation.streamers import BaseStreamer
 
 from core.model_store import LoadedModel
@@ -33,8 +39,13 @@ class Decoding:
     repetition_penalty: float = 1.1
     seed: int = 0
 
-    def generate_kwargs(self) -> dict:
-        kwargs = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
+    def generate_kwargs(self, prompt_length: int) -> dict:
+        """generate() arguments for left-padded prompts `prompt_length` tokens wide. The repetition penalty
+        counts only the answer's own tokens: penalising the prompt would stop RAG from quoting its sources."""
+        kwargs = {"max_new_tokens": self.max_new_tokens}
+        if self.repetition_penalty != 1.0:
+            penalty = RepetitionPenaltyLogitsProcessor(self.repetition_penalty, prompt_ignore_length=prompt_length)
+            kwargs["logits_processor"] = LogitsProcessorList([penalty])
         if self.temperature > 0:
             kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
         else:
@@ -199,7 +210,7 @@ class Engine:
         stop = threading.Event()
         kwargs = dict(
             **inputs,
-            **decoding.generate_kwargs(),
+            **decoding.generate_kwargs(inputs["input_ids"].shape[-1]),
             streamer=tokens_queue,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,

@@ -1,8 +1,9 @@
-"""Training jobs: queued in SQLite, run one at a time in a separate process, watched through a heartbeat.
+"""Background jobs (training, evaluation): queued in SQLite, run one at a time in a separate process.
 
-The app never trains in its own process. `submit_training` records a job and starts
-`python -m core train-job ID`, which waits for the training lock (one job at a time; the others
-stay queued), trains, and writes progress back. A job whose process died is marked failed.
+The app never trains or evaluates in its own process. `submit_training` and `submit_evaluation`
+record a job and start `python -m core run-job ID`, which waits for the jobs lock (one job at a
+time, oldest first: both kinds want every core), does the work, and writes progress back through
+a heartbeat. A job whose process died is marked failed, and nothing it was making is kept.
 """
 
 import fcntl
@@ -16,6 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from core.db import connect
+from core.eval_store import save_run
+from core.evaluation import EvalConfig, EvalProgress, Stopped, run_evaluation
 from core.finetune import Cancelled, Progress, train_adapter
 from core.grounding import source_metadata
 from core.scenario import load_scenario
@@ -62,13 +65,26 @@ def submit_training(
     return job_id
 
 
+def submit_evaluation(settings: Settings, scenario_path: Path, config: EvalConfig) -> int:
+    """Queues an evaluation run and starts its process; the finished run is saved (core.eval_store)."""
+    scenario = load_scenario(scenario_path)
+    with connect(settings.data_dir) as db:
+        job_id = db.execute(
+            "INSERT INTO jobs (kind, scenario, scenario_path, status, config, phase, created_at, heartbeat_at) "
+            "VALUES ('eval', ?, ?, 'queued', ?, 'Waiting for its turn', ?, ?)",
+            (scenario.name, str(scenario.path), json.dumps(config.to_dict()), _now(), _now()),
+        ).lastrowid
+    _spawn_worker(settings, job_id)
+    return job_id
+
+
 def _spawn_worker(settings: Settings, job_id: int) -> None:
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "LAB_DATA_DIR": str(Path(settings.data_dir).resolve())}
     with open(logs / f"job-{job_id}.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "core", "train-job", str(job_id)],
+            [sys.executable, "-m", "core", "run-job", str(job_id)],
             cwd=PROJECT_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -87,22 +103,20 @@ def get_job(settings: Settings, job_id: int) -> dict | None:
     return _as_dict(row) if row else None
 
 
-def list_jobs(settings: Settings, scenario: str | None = None, limit: int = 50) -> list[dict]:
-    """Newest first: the job history the fine-tuning page shows."""
+def list_jobs(settings: Settings, scenario: str | None = None, limit: int = 50, kind: str | None = None) -> list[dict]:
+    """Newest first: the job history the fine-tuning and evaluation pages show."""
     reap_dead_jobs(settings)
     with connect(settings.data_dir) as db:
         rows = db.execute(
-            "SELECT * FROM jobs WHERE (? IS NULL OR scenario = ?) ORDER BY id DESC LIMIT ?",
-            (scenario, scenario, limit),
+            "SELECT * FROM jobs WHERE (? IS NULL OR scenario = ?) AND (? IS NULL OR kind = ?) ORDER BY id DESC LIMIT ?",
+            (scenario, scenario, kind, kind, limit),
         ).fetchall()
     return [_as_dict(row) for row in rows]
 
 
-def latest_job(settings: Settings, scenario: str) -> dict | None:
-    reap_dead_jobs(settings)
-    with connect(settings.data_dir) as db:
-        row = db.execute("SELECT * FROM jobs WHERE scenario = ? ORDER BY id DESC LIMIT 1", (scenario,)).fetchone()
-    return _as_dict(row) if row else None
+def latest_job(settings: Settings, scenario: str, kind: str = "train") -> dict | None:
+    jobs = list_jobs(settings, scenario, limit=1, kind=kind)
+    return jobs[0] if jobs else None
 
 
 def request_cancel(settings: Settings, job_id: int) -> None:
@@ -136,66 +150,116 @@ def _alive(pid: int | None) -> bool:
 def reap_dead_jobs(settings: Settings) -> None:
     """Marks as failed every queued or running job whose process is gone."""
     with connect(settings.data_dir) as db:
-        rows = db.execute("SELECT id, pid, heartbeat_at FROM jobs WHERE status IN ('queued','running')").fetchall()
+        rows = db.execute(
+            "SELECT id, kind, pid, heartbeat_at FROM jobs WHERE status IN ('queued','running')"
+        ).fetchall()
         for row in rows:
             stale = (row["heartbeat_at"] or 0) < _now() - 3 * HEARTBEAT_S
             if stale and not _alive(row["pid"]):
                 db.execute(
                     "UPDATE jobs SET status = 'failed', finished_at = ?, message = ? WHERE id = ?",
-                    (
-                        _now(),
-                        "The training process stopped unexpectedly (killed or crashed); nothing was published.",
-                        row["id"],
-                    ),
+                    (_now(), _DIED[row["kind"]], row["id"]),
                 )
 
 
+_DIED = {
+    "train": "The training process stopped unexpectedly (killed or crashed); nothing was published.",
+    "eval": "The evaluation process stopped unexpectedly (killed or crashed); no run was saved.",
+}
+
+
 def run_job(settings: Settings, job_id: int) -> None:
-    """Body of the training process: wait for the lock, train, record the outcome."""
+    """Body of the job process: wait for the lock, do the job, record the outcome."""
     with connect(settings.data_dir) as db:
         job = _as_dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
     stop_heartbeat = threading.Event()
     threading.Thread(target=_heartbeat, args=(settings, job_id, stop_heartbeat), daemon=True).start()
-    lock_path = Path(settings.data_dir) / "training.lock"
-    with open(lock_path, "w") as lock:
+    with open(Path(settings.data_dir) / "jobs.lock", "w") as lock:
         _wait_for_turn(settings, job_id, lock)  # the lock is released by the OS even on kill -9
-        if _cancel_requested(settings, job_id):
-            _finish(settings, job_id, "cancelled", "Cancelled before it started.")
-            stop_heartbeat.set()
-            return
-        with connect(settings.data_dir) as db:
-            db.execute(
-                "UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?",
-                (_now(), os.getpid(), job_id),
-            )
         try:
-            info = train_adapter(
-                settings,
-                load_scenario(job["scenario_path"]),
-                TrainConfig(**job["config"]),
-                dataset_path=Path(job["dataset"]),
-                on_progress=lambda p: _record_progress(settings, job_id, p),
-                on_phase=lambda phase: _set_phase(settings, job_id, phase),
-                source=source_metadata(Path(job["source_dataset"] or job["dataset"]), Path(job["dataset"])),
-            )
-        except Cancelled:
-            _finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
-        except Exception as error:  # recorded for the UI; the process then exits
-            _finish(settings, job_id, "failed", f"{type(error).__name__}: {error}")
-        else:
-            _finish(settings, job_id, "succeeded", f"Adapter {info.name} is now active.", adapter=info.name)
+            if _cancel_requested(settings, job_id):
+                _finish(settings, job_id, "cancelled", "Cancelled before it started.")
+                return
+            with connect(settings.data_dir) as db:
+                db.execute(
+                    "UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?",
+                    (_now(), os.getpid(), job_id),
+                )
+            (_run_training if job["kind"] == "train" else _run_evaluation)(settings, job)
         finally:
             stop_heartbeat.set()
 
 
+def _run_training(settings: Settings, job: dict) -> None:
+    job_id = job["id"]
+    try:
+        info = train_adapter(
+            settings,
+            load_scenario(job["scenario_path"]),
+            TrainConfig(**job["config"]),
+            dataset_path=Path(job["dataset"]),
+            on_progress=lambda p: _record_progress(settings, job_id, p),
+            on_phase=lambda phase: _set_phase(settings, job_id, phase),
+            source=source_metadata(Path(job["source_dataset"] or job["dataset"]), Path(job["dataset"])),
+        )
+    except Cancelled:
+        _finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
+    except Exception as error:  # recorded for the UI; the process then exits
+        _finish(settings, job_id, "failed", f"{type(error).__name__}: {error}")
+    else:
+        _finish(settings, job_id, "succeeded", f"Adapter {info.name} is now active.", adapter=info.name)
+
+
+def _run_evaluation(settings: Settings, job: dict) -> None:
+    from core.judge import configured_judge
+    from core.lab import Lab
+
+    job_id, config = job["id"], EvalConfig.from_dict(job["config"])
+    _set_phase(settings, job_id, "Loading the model and the knowledge base")
+    try:
+        lab = Lab(settings)
+        result = run_evaluation(
+            lab,
+            load_scenario(job["scenario_path"]),
+            config,
+            on_progress=lambda p: _record_eval_progress(settings, job_id, p),
+            should_stop=lambda: _cancel_requested(settings, job_id),
+            judge=configured_judge(settings) if config.use_judge else None,
+        )
+        run_id = save_run(settings.data_dir, result, config.label, job_id)
+    except Stopped:
+        _finish(settings, job_id, "cancelled", "Cancelled; no run was saved.")
+    except Exception as error:  # recorded for the UI; the process then exits
+        _finish(settings, job_id, "failed", f"{type(error).__name__}: {error}")
+    else:
+        with connect(settings.data_dir) as db:
+            db.execute("UPDATE jobs SET eval_run = ? WHERE id = ?", (run_id, job_id))
+        _finish(settings, job_id, "succeeded", f"Saved as run #{run_id}.")
+
+
+def _record_eval_progress(settings: Settings, job_id: int, progress: EvalProgress) -> None:
+    with connect(settings.data_dir) as db:
+        db.execute(
+            "UPDATE jobs SET step = ?, total_steps = ?, eta_s = ?, phase = ?, heartbeat_at = ? WHERE id = ?",
+            (
+                progress.done,
+                progress.total,
+                progress.eta_s,
+                f"Question {progress.done} of {progress.total} ({progress.question_id}) answered",
+                _now(),
+                job_id,
+            ),
+        )
+
+
 def _wait_for_turn(settings: Settings, job_id: int, lock) -> None:
-    """Takes the training lock when no older job is waiting: one job at a time, oldest first."""
+    """Takes the jobs lock when no older job is waiting: one job at a time, oldest first."""
     while True:
         fcntl.flock(lock, fcntl.LOCK_EX)
         reap_dead_jobs(settings)
         with connect(settings.data_dir) as db:
             older = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE id < ? AND status IN ('queued','running') AND kind = 'train'",
+                "SELECT COUNT(*) FROM jobs WHERE id < ? AND status IN ('queued','running')",
                 (job_id,),
             ).fetchone()[0]
         if not older or _cancel_requested(settings, job_id):

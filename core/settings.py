@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "bundled"
@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(500, ge=100, le=8000, description="Characters per knowledge-base chunk.")
     chunk_overlap: int = Field(80, ge=0, le=2000, description="Characters shared by neighbouring chunks.")
+
+    judge_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint of an optional LLM judge for evaluations, e.g. http://host:8000/v1.",
+    )
+    judge_model: str | None = Field(None, description="The judge's model name on that endpoint.")
+    judge_api_key: SecretStr | None = Field(None, description="The judge's API key; never shown or logged.")
 
     max_upload_mb: int = Field(20, ge=1, le=1000, description="Largest document accepted for upload.")
     parse_timeout_s: float = Field(30.0, gt=0, description="An upload that takes longer to parse is refused.")

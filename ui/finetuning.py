@@ -216,7 +216,7 @@ def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: 
 def render_live_jobs(scenario: Scenario) -> None:
     """Queued and running jobs (all scenarios: they share one queue), refreshed every two seconds."""
     lab = get_lab()
-    jobs = [j for j in list_jobs(lab.settings, limit=20) if j["status"] in ACTIVE_STATES]
+    jobs = [j for j in list_jobs(lab.settings, limit=20, kind="train") if j["status"] in ACTIVE_STATES]
     seen = st.session_state.setdefault("ft_live_jobs", set())
     finished = [job_id for job_id in seen if job_id not in {j["id"] for j in jobs}]
     if finished:  # a job ended since the last poll: redraw the page (adapters, history)
@@ -392,7 +392,7 @@ def render_forgetting(forgetting: dict | None) -> None:
 
 # --- history -------------------------------------------------------------------------------------
 def render_history(scenario: Scenario) -> None:
-    jobs = list_jobs(get_lab().settings, scenario.name)
+    jobs = list_jobs(get_lab().settings, scenario.name, kind="train")
     if not jobs:
         st.info("No training job yet for this scenario.", icon=":material/info:")
         return

@@ -18,6 +18,7 @@ EXTRA_PAGES = [
     ("pages/leaderboard.py", "Leaderboard", ":material/leaderboard:"),
     ("pages/knowledge_base.py", "Knowledge base", ":material/library_books:"),
     ("pages/finetuning.py", "Fine-tuning", ":material/model_training:"),
+    ("pages/evaluation.py", "Evaluation", ":material/science:"),
 ]
 
 
