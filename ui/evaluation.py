@@ -223,8 +223,8 @@ def render_metrics(run: dict) -> None:
             **{METRIC_LABELS[m]: _percent(run["modes"][mode][m]) for m in metrics},
             "Latency p50": _seconds(run["modes"][mode]["latency_p50_s"]),
             "Latency p95": _seconds(run["modes"][mode]["latency_p95_s"]),
-            "Prompt tokens / answer": run["modes"][mode]["prompt_tokens"],
-            "Completion tokens / answer": run["modes"][mode]["completion_tokens"],
+            "Prompt tokens / answer": _count(run["modes"][mode]["prompt_tokens"]),
+            "Completion tokens / answer": _count(run["modes"][mode]["completion_tokens"]),
         }
         for mode in modes
     }
@@ -443,6 +443,10 @@ def render_decision(run: dict) -> None:
 
 def _percent(value) -> str:
     return "–" if value is None else f"{value:.0%}"
+
+
+def _count(value) -> str:
+    return "–" if value is None else f"{value:,.0f}"
 
 
 def _seconds(value) -> str:
