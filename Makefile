@@ -6,7 +6,7 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run test lint bench bench-context clean
+.PHONY: setup prepare run test lint bench bench-context bench-eval clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: prepare
 # Hybrid with and without context-aware training (two adapters and the eval set: ~20 minutes on 2 cores).
 bench-context: prepare
 	$(BIN)/python -m bench.context_training
+
+# Does the sample show what the Lab claims? Default adapter as first launch trains it, then `core eval` (~20 min).
+bench-eval: prepare
+	$(BIN)/python -m bench.eval_claims
 
 clean:
 	rm -rf $(VENV) .lab

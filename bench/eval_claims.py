@@ -1,8 +1,10 @@
 """Does the sample scenario show what the Lab claims? A fresh data dir, the default adapter trained as
 first launch trains it, then `core eval` over the whole eval set, checked against the claims.
 
-Usage: python -m bench.eval_claims [SCENARIO_DIR] (default: the sample). Prints the metrics and each
-claim with its figures, and adds an "evaluation" section (per scenario) to bench/results.json.
+Usage: python -m bench.eval_claims [SCENARIO_DIR] (default: the sample), or
+python -m bench.eval_claims --run FILE.json to check a run saved by `python -m core eval --out`.
+Prints the metrics and each claim with its figures, and adds an "evaluation" section (per scenario)
+to bench/results.json.
 Takes ~20 minutes on 2 cores (about 5 to train, the rest to answer every question in four modes).
 """
 
@@ -76,20 +78,12 @@ def claims(modes: dict) -> list[tuple[str, bool, str]]:
 
 
 def main() -> None:
-    scenario = load_scenario(sys.argv[1] if len(sys.argv) > 1 else ROOT / "scenarios" / "lumen_support")
-    data_dir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
-    (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
-    lab = Lab(Settings(data_dir=data_dir))
-    lab.ensure_ingested(scenario)
-    started = time.perf_counter()
-    config = TrainConfig()
-    trained_on, grounding = lab.prepare_training(scenario, config)
-    adapter = train_adapter(lab.settings, scenario, config, dataset_path=trained_on)
-    train_s = time.perf_counter() - started
-    print(f"Trained {adapter.name} in {train_s:.0f} s ({grounding.summary() if grounding else 'plain'})", flush=True)
-    run = run_evaluation(
-        lab, scenario, EvalConfig(), on_progress=lambda p: print(f"  [{p.done}/{p.total}] {p.question_id}", flush=True)
-    )
+    if sys.argv[1:2] == ["--run"]:
+        run, train_s, grounding = json.loads(Path(sys.argv[2]).read_text()), None, None
+    else:
+        run, train_s, grounding = train_and_evaluate(
+            load_scenario(sys.argv[1] if len(sys.argv) > 1 else ROOT / "scenarios" / "lumen_support")
+        )
     checked = claims(run["modes"])
 
     columns = ("accuracy", "freshness", "refusal", "style", "groundedness", "retrieval_hit_rate", "latency_p50_s")
@@ -103,18 +97,37 @@ def main() -> None:
     out = ROOT / "bench" / "results.json"
     existing = json.loads(out.read_text()) if out.exists() else {}
     evaluation = existing.get("evaluation", {})
-    evaluation[scenario.name] = {
+    evaluation[run["scenario"]] = {
         **run_info(),
-        "train_s": round(train_s, 1),
-        "grounding": grounding.to_dict() if grounding else None,
+        "train_s": train_s,
+        "grounding": grounding,
+        "adapter": run["settings"].get("adapter"),
         "eval_wall_s": run["wall_s"],
         "modes": {m: {k: v for k, v in metrics.items() if k != "by_kind"} for m, metrics in run["modes"].items()},
         "failures": run["failures"],
         "claims": [{"claim": c, "holds": h, "figures": f} for c, h, f in checked],
     }
     out.write_text(json.dumps({**existing, "evaluation": evaluation}, indent=2) + "\n")
+
+
+def train_and_evaluate(scenario) -> tuple[dict, float, dict | None]:
+    """As on first launch: a fresh data dir, the default adapter, then every question in every mode."""
+    data_dir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
+    (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
+    lab = Lab(Settings(data_dir=data_dir))
+    lab.ensure_ingested(scenario)
+    started = time.perf_counter()
+    config = TrainConfig()
+    trained_on, grounding = lab.prepare_training(scenario, config)
+    adapter = train_adapter(lab.settings, scenario, config, dataset_path=trained_on)
+    train_s = round(time.perf_counter() - started, 1)
+    print(f"Trained {adapter.name} in {train_s:.0f} s ({grounding.summary() if grounding else 'plain'})", flush=True)
+    run = run_evaluation(
+        lab, scenario, EvalConfig(), on_progress=lambda p: print(f"  [{p.done}/{p.total}] {p.question_id}", flush=True)
+    )
     (data_dir / "eval-run.json").write_text(json.dumps(run, indent=2))
-    print(f"\nWhole run: {data_dir / 'eval-run.json'}")
+    print(f"Whole run: {data_dir / 'eval-run.json'}", flush=True)
+    return run, train_s, grounding.to_dict() if grounding else None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The shared engine: base equals the plain model, adapters per row, truncation, streaming."""
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
 from core.engine import Decoding, DoneEvent, Row, TextEvent
 from core.model_store import model_source
@@ -37,14 +37,27 @@ def test_base_equals_the_plain_model_token_for_token(lab, sample):
     ids = lab.engine.tokenizer.apply_chat_template(
         QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
+    prompt_length = ids["input_ids"].shape[1]
+    penalty = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.1, prompt_ignore_length=prompt_length)])
     with torch.inference_mode():
-        output = plain.generate(**ids, do_sample=False, max_new_tokens=20, repetition_penalty=1.1)
+        output = plain.generate(**ids, do_sample=False, max_new_tokens=20, logits_processor=penalty)
     plain_ids = output[0, ids["input_ids"].shape[1] :].tolist()
     plain_text = lab.engine.tokenizer.decode(plain_ids, skip_special_tokens=True)
 
     assert engine_text == plain_text
     assert stats.completion_tokens == len([t for t in plain_ids if t != lab.engine.tokenizer.eos_token_id])
     assert stats.prompt_tokens == ids["input_ids"].shape[1]
+
+
+def test_repetition_penalty_spares_the_prompt_and_hits_the_answer():
+    """RAG must be free to quote its sources: a token seen only in the prompt keeps its score, a token
+    the answer already used is penalised."""
+    (processor,) = Decoding(repetition_penalty=1.5).generate_kwargs(prompt_length=3)["logits_processor"]
+    sequence = torch.tensor([[7, 8, 9, 5]])  # three prompt tokens, then one answer token
+    scores = torch.full((1, 12), 2.0)
+    penalised = processor(sequence, scores.clone())
+    assert penalised[0, 7] == penalised[0, 8] == penalised[0, 9] == 2.0
+    assert penalised[0, 5] < 2.0
 
 
 def test_adapter_row_differs_from_base_row_in_one_batch(lab, sample):

@@ -27,7 +27,15 @@ from core.scenario import EVAL_KINDS, load_scenario
 from tests.conftest import ROOT, SAMPLE
 
 QUESTION_IDS = ("q05", "q15", "q27", "q36")  # answerable, fresh, unanswerable, style
-MODE_KEYS = {*SHARE_METRICS, "latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens", "answers", "by_kind"}
+MODE_KEYS = {
+    *SHARE_METRICS,
+    "latency_p50_s",
+    "latency_p95_s",
+    "prompt_tokens",
+    "completion_tokens",
+    "answers",
+    "by_kind",
+}
 ANSWER_KEYS = {
     "text",
     "adapter",
@@ -56,7 +64,9 @@ def scenario_copy(parent, name="lumen_support", question_ids=QUESTION_IDS):
     manifest = (SAMPLE / "scenario.toml").read_text().replace('name = "lumen_support"', f'name = "{name}"')
     (path / "scenario.toml").write_text(manifest)
     (path / "docs").symlink_to(SAMPLE / "docs")
-    lines = [line for line in (SAMPLE / "eval.jsonl").read_text().splitlines() if json.loads(line)["id"] in question_ids]
+    lines = [
+        line for line in (SAMPLE / "eval.jsonl").read_text().splitlines() if json.loads(line)["id"] in question_ids
+    ]
     if lines:
         (path / "eval.jsonl").write_text("\n".join(lines) + "\n")
     return load_scenario(path)

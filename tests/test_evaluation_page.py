@@ -43,7 +43,7 @@ def test_a_run_started_from_the_page_is_saved_and_shown(sample, lab):
     assert list(metrics.columns) == ["Base", "RAG"] and "Accuracy" in metrics.index
     questions = next(d.value for d in at.dataframe if "Question" in d.value.columns)
     assert len(questions) == 2 and {"Base", "RAG"} <= set(questions.columns)
-    assert all(cell[0] in "✅❌–" for cell in questions["RAG"])
+    assert all(cell[0] in "✓✗–" for cell in questions["RAG"])
     assert "Where retrieval-augmented answers went wrong" in [h.value for h in at.subheader]
     assert len(at.get("download_button")) == 2
 

@@ -52,7 +52,9 @@ def test_the_local_model_as_judge_gives_what_its_reply_says(local_judge):
     verdict = local_judge.grade(question, reference, answer)
     assert verdict in (True, False, None)
     # greedy decoding: the same prompt gives the same reply, and grade() is exactly its verdict
-    reply = local_judge.model.invoke(GRADE_PROMPT.format_messages(question=question, reference=reference, answer=answer))
+    reply = local_judge.model.invoke(
+        GRADE_PROMPT.format_messages(question=question, reference=reference, answer=answer)
+    )
     assert verdict == parse_verdict(str(reply.content))
 
     pick = local_judge.pick(vote("B"))
@@ -91,5 +93,7 @@ def test_no_decided_votes_means_no_agreement_figure():
 def test_no_judge_unless_configured(settings):
     assert configured_judge(settings) is None
     assert configured_judge(settings.model_copy(update={"judge_base_url": "http://localhost:1/v1"})) is None
-    judge = configured_judge(settings.model_copy(update={"judge_base_url": "http://localhost:1/v1", "judge_model": "m"}))
+    judge = configured_judge(
+        settings.model_copy(update={"judge_base_url": "http://localhost:1/v1", "judge_model": "m"})
+    )
     assert judge.name == "m"

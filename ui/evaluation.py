@@ -43,7 +43,7 @@ FAILURE_LABELS = {
     "missed_but_correct": "Missed, but correct (known anyway)",
     "missed_and_wrong": "Missed, and wrong (retrieval failed)",
 }
-MARKS = {True: "✅", False: "❌", None: "–"}
+MARKS = {True: "✓", False: "✗", None: "–"}
 
 
 # --- start and watch ---------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def render_metrics(run: dict) -> None:
         alt.Chart(pd.DataFrame(points))
         .mark_bar()
         .encode(
-            x=alt.X("metric:N", title=None, sort=[METRIC_LABELS[m] for m in metrics]),
+            x=alt.X("metric:N", title=None, sort=[METRIC_LABELS[m] for m in metrics], axis=alt.Axis(labelAngle=0)),
             xOffset=alt.XOffset("mode:N", sort=order),
             y=alt.Y("value:Q", title="share", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
             color=alt.Color("mode:N", sort=order, title="Mode"),
@@ -262,8 +262,9 @@ def render_questions(run: dict) -> None:
         st.info("No question matches these filters.", icon=":material/filter_alt:")
         return
     columns = {MODE_LABELS[m]: st.column_config.TextColumn(width="large") for m in modes}
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=columns, height=420)
-    st.caption("✅ correct (or, for unanswerable questions, declined) · ❌ wrong · – not graded")
+    height = min(420, 35 * (len(rows) + 1) + 3)  # no empty rows under a short table
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=columns, height=height)
+    st.caption("✓ correct (or, for unanswerable questions, declined) · ✗ wrong · – not graded")
 
 
 def render_failures(run: dict) -> None:
@@ -410,7 +411,13 @@ def render_decision(run: dict) -> None:
     columns = st.columns(4)
     for number, (criterion, label) in enumerate(CRITERIA.items()):
         weights[criterion] = columns[number % 4].slider(
-            label, 0.0, float(MAX_WEIGHT), float(DEFAULT_WEIGHTS[criterion]), WEIGHT_STEP, key=f"weight:{criterion}"
+            label,
+            0.0,
+            float(MAX_WEIGHT),
+            float(DEFAULT_WEIGHTS[criterion]),
+            WEIGHT_STEP,
+            format="%.1f",
+            key=f"weight:{criterion}",
         )
     with st.expander("Prices used for cost", icon=":material/payments:"):
         prompt_col, completion_col = st.columns(2)
@@ -425,6 +432,9 @@ def render_decision(run: dict) -> None:
     if decision.mode is None:
         st.warning(" ".join(decision.reasons) or "This run has nothing to recommend from.", icon=":material/info:")
         return
+    unmeasured = [label for criterion, label in CRITERIA.items() if criterion not in decision.scores]
+    if unmeasured:
+        st.caption(f"Not measured by this run, so not weighed: {', '.join(unmeasured).lower()}.")
     with st.container(border=True):
         st.markdown(f"### :material/recommend: Recommended: **{MODE_LABELS[decision.mode]}**")
         for reason in decision.reasons:
