@@ -1,4 +1,4 @@
-"""Background training jobs: a real separate process, progress in SQLite, kill -9 leaves nothing behind."""
+"""Background training and evaluation jobs: a real separate process, progress in SQLite, kill -9 leaves nothing behind."""
 
 import os
 import signal
@@ -7,7 +7,11 @@ import time
 import pytest
 
 from core.adapters import active_adapter, list_adapters
-from core.jobs import get_job, reap_dead_jobs, request_cancel, submit_training
+from core.db import connect
+from core.eval_store import list_runs, load_run
+from core.evaluation import EvalConfig
+from core.jobs import get_job, reap_dead_jobs, request_cancel, submit_evaluation, submit_training
+from core.scenario import load_eval_questions, load_scenario
 from core.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING, SAMPLE
 
@@ -81,3 +85,44 @@ def test_jobs_queue_and_run_one_at_a_time_oldest_first(job_settings):
     done = _wait(job_settings, short, lambda j: j["status"] not in ("queued", "running"))
     assert done["status"] == "succeeded" and done["started_at"] >= get_job(job_settings, long)["finished_at"]
     assert active_adapter(job_settings.data_dir, "lumen_support").name == done["adapter"]
+
+
+def test_eval_job_waits_for_training_and_a_cancelled_queued_one_saves_nothing(job_settings):
+    """Evaluation and training share the queue; base mode needs neither an adapter nor a knowledge base."""
+    train = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
+    dropped = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=1))
+    kept = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=2, label="from a job"))
+    _wait(job_settings, train, lambda j: j["status"] == "running" and j["step"] >= 1)
+    for job_id in (dropped, kept):
+        waiting = get_job(job_settings, job_id)
+        assert waiting["kind"] == "eval" and waiting["status"] == "queued" and waiting["eval_run"] is None
+    request_cancel(job_settings, dropped)
+    request_cancel(job_settings, train)
+
+    done = _wait(job_settings, kept, lambda j: j["status"] not in ("queued", "running"))
+    assert done["status"] == "succeeded", done["message"]
+    assert done["started_at"] >= get_job(job_settings, train)["finished_at"]
+    assert done["step"] == done["total_steps"] == 2 and done["message"] == f"Saved as run #{done['eval_run']}."
+    run = load_run(job_settings.data_dir, done["eval_run"])
+    assert run["label"] == "from a job" and list(run["modes"]) == ["base"]
+    assert [q["id"] for q in run["questions"]] == ["q01", "q02"] and run["modes"]["base"]["answers"] == 2
+    with connect(job_settings.data_dir) as db:
+        row = db.execute("SELECT job_id FROM eval_runs WHERE id = ?", (done["eval_run"],)).fetchone()
+    assert row["job_id"] == kept
+
+    cancelled = get_job(job_settings, dropped)
+    assert cancelled["status"] == "cancelled" and cancelled["eval_run"] is None
+    assert cancelled["started_at"] is None and cancelled["message"] == "Cancelled before it started."
+    assert [r.id for r in list_runs(job_settings.data_dir, "lumen_support")] == [done["eval_run"]]
+
+
+def test_cancelling_a_running_eval_job_saves_nothing(job_settings):
+    questions = len(load_eval_questions(load_scenario(SAMPLE)))
+    job_id = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",)))  # every question
+    running = _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
+    assert running["total_steps"] == questions and running["phase"].startswith("Question ")
+    request_cancel(job_settings, job_id)
+    job = _wait(job_settings, job_id, lambda j: j["status"] not in ("queued", "running"))
+    assert job["status"] == "cancelled" and job["message"] == "Cancelled; no run was saved."
+    assert job["step"] < questions and job["eval_run"] is None
+    assert list_runs(job_settings.data_dir, "lumen_support") == []
