@@ -145,7 +145,7 @@ def _flips(mode: str, scores: dict, weights: dict[str, float]) -> list[str]:
     for criterion in scores:
         current = weights.get(criterion, 0)
         for weight in sorted(steps, key=lambda w: abs(w - current)):
-            if weight == current:
+            if weight == current or not any({**weights, criterion: weight}.get(c, 0) > 0 for c in scores):
                 continue
             winner = _winner(_utilities(scores, {**weights, criterion: weight}))
             if winner is not None and winner != mode:

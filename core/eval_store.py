@@ -33,7 +33,8 @@ def save_run(data_dir: Path, result: dict, label: str = "", job_id: int | None =
 
 def _default_label(settings: dict) -> str:
     adapter = f" · adapter {settings['adapter']}" if settings.get("adapter") else ""
-    return f"{len(settings['modes'])} modes × {settings['questions']} questions{adapter}"
+    modes = len(settings["modes"])
+    return f"{modes} mode{'s' if modes != 1 else ''} × {settings['questions']} questions{adapter}"
 
 
 def list_runs(data_dir: Path, scenario: str) -> list[RunInfo]:

@@ -217,10 +217,11 @@ def _run_evaluation(settings: Settings, job: dict) -> None:
     job_id, config = job["id"], EvalConfig.from_dict(job["config"])
     _set_phase(settings, job_id, "Loading the model and the knowledge base")
     try:
-        lab = Lab(settings)
+        lab, scenario = Lab(settings), load_scenario(job["scenario_path"])
+        lab.ensure_ingested(scenario)  # new and changed documents only; usually nothing to do
         result = run_evaluation(
             lab,
-            load_scenario(job["scenario_path"]),
+            scenario,
             config,
             on_progress=lambda p: _record_eval_progress(settings, job_id, p),
             should_stop=lambda: _cancel_requested(settings, job_id),

@@ -56,13 +56,18 @@ class Judge:
 
 
 def parse_verdict(reply: str) -> bool | None:
+    if re.search(r"\bnot\s+correct\b", reply, re.IGNORECASE):
+        return False
     found = _VERDICT.search(reply)
     return None if found is None else found.group(1).upper() == "CORRECT"
 
 
 def parse_pick(reply: str, labels: list[str]) -> str | None:
-    """The first standalone label in the reply ("B", "Answer B is best"), or None."""
-    for token in re.findall(r"\b[A-Z]\b", reply):
+    """The label in the reply ("B", "Answer B is best"), or None; "A clear winner: B" is B, not A."""
+    named = re.search(r"\b(?:answer|option)\s+([A-Z])\b", reply, re.IGNORECASE)
+    if named and named.group(1).upper() in labels:
+        return named.group(1).upper()
+    for token in re.findall(r"\b[A-Z]\b(?!\s+[a-z])", reply):
         if token in labels:
             return token
     return None

@@ -20,7 +20,7 @@ GROUNDED_SIMILARITY = 0.6  # cosine of all-MiniLM-L6-v2 above which a sentence r
 MIN_CLAIM_WORDS = 5  # shorter sentences without a figure are greetings and sign-offs, not claims
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
-_LEADING_FLAGS = re.compile(r"^\(\?[a-zA-Z]+\)")
+_LEADING_FLAGS = re.compile(r"^(?:\(\?[a-zA-Z]+\)|\(\?[a-zA-Z]+:)+")  # (?i)(?s) and (?i:
 
 # metric name -> the Score fields (numerator, denominator) it is the share of
 SHARE_METRICS = {
