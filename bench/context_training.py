@@ -8,7 +8,6 @@ Prints a table and adds a "context_training" section to bench/results.json. Take
 """
 
 import json
-import re
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from bench.run_info import run_info
 from core.compare import Column
 from core.finetune import train_adapter
 from core.lab import Lab
-from core.refusals import is_decline
+from core.metrics import score_answer, share
 from core.scenario import load_eval_questions, load_scenario
 from core.settings import Settings
 from core.train_config import TrainConfig
@@ -29,18 +28,9 @@ SCENARIO = ROOT / "scenarios" / "lumen_support"
 
 
 def score(rows: list[dict], scenario) -> dict:
-    def share(flags: list[bool]) -> float | None:
-        return round(sum(flags) / len(flags), 3) if flags else None
-
-    def correct(row) -> bool:
-        return all(re.search(p, row["answer"], re.IGNORECASE) for p in row["must_include"])
-
-    return {
-        "accuracy": share([correct(r) for r in rows if r["kind"] in ("answerable", "fresh", "style")]),
-        "freshness": share([correct(r) for r in rows if r["kind"] == "fresh"]),
-        "refusal": share([is_decline(r["answer"]) for r in rows if r["kind"] == "unanswerable"]),
-        "style": share([scenario.matches_style(r["answer"]) for r in rows]),
-    }
+    """The evaluation lab's own metrics (core.metrics), without the retrieval-only ones."""
+    scores = [score_answer(row, row["answer"], None, scenario.style_regex, None) for row in rows]
+    return {metric: share(scores, metric) for metric in ("accuracy", "freshness", "refusal", "style")}
 
 
 def main() -> None:
