@@ -231,6 +231,7 @@ def cmd_eval(args) -> int:
     if (
         any(m in ("finetuned", "hybrid") for m in modes)
         and args.adapter is None
+        and not lab.remote
         and lab.active_adapter(scenario) is None
     ):
         _train(lab, scenario)
@@ -269,7 +270,7 @@ def cmd_ask(args) -> int:
     lab = _lab()
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
-    if args.mode in ("finetuned", "hybrid") and lab.active_adapter(scenario) is None:
+    if args.mode in ("finetuned", "hybrid") and not lab.remote and lab.active_adapter(scenario) is None:
         _train(lab, scenario)
     stream = lab.ask(scenario, args.mode, args.question)
     if args.json:
@@ -279,6 +280,9 @@ def cmd_ask(args) -> int:
         print(piece, end="", flush=True)
     print()
     answer = stream.answer
+    if answer.error:
+        _say(f"Error: {answer.error}")
+        return 1
     _say(
         f"[{args.mode}] {answer.completion_tokens} tokens in {answer.total_s:.2f} s, first token {answer.ttft_s or 0:.2f} s"
     )
@@ -298,7 +302,8 @@ def cmd_compare(args) -> int:
     lab = _lab()
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
-    if any(mode in ("finetuned", "hybrid") for mode in modes) and lab.active_adapter(scenario) is None:
+    needs_adapter = any(mode in ("finetuned", "hybrid") for mode in modes)
+    if needs_adapter and not lab.remote and lab.active_adapter(scenario) is None:
         _train(lab, scenario)
     stream = lab.compare(scenario, [Column(mode, args.adapter) for mode in modes], args.question)
     answers = stream.collect()
@@ -314,6 +319,8 @@ def cmd_compare(args) -> int:
         return 0
     for answer in answers:
         print(f"## {answer.mode}\n{answer.text}\n")
+        if answer.error:
+            _say(f"[{answer.mode}] Error: {answer.error}")
         _say(f"[{answer.mode}] {answer.completion_tokens} tokens, first token {answer.ttft_s or 0:.2f} s")
     _say(f"All {len(answers)} answers in one batch: {stream.wall_s:.2f} s")
     return 0

@@ -1,12 +1,15 @@
-"""Side by side: one question put to several columns in ONE batched generation, streamed per column.
+"""Side by side: one question put to several columns in ONE batched generation, streamed per column
+(or, on a server backend, one concurrent request per column).
 
 A column is a mode plus, for finetuned and hybrid, the adapter it uses (so two adapters can be
 compared too). Retrieval runs once for all retrieval columns; every row shares the decoding setup
 and seed, so each column's greedy answer equals what its mode page gives alone.
 """
 
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from langchain_core.messages.utils import convert_to_openai_messages
@@ -55,6 +58,7 @@ class ComparisonStream:
         answers: list[Answer],
         engine_adapters: list[str | None],
         decoding: Decoding,
+        finish: Callable[[Answer], None] | None = None,
     ):
         self.engine = engine
         self.prompt_chains = prompt_chains
@@ -62,6 +66,7 @@ class ComparisonStream:
         self.answers = answers
         self.engine_adapters = engine_adapters
         self.decoding = decoding
+        self.finish = finish  # run on each complete answer (the figure check)
         self.wall_s = 0.0
 
     def __iter__(self) -> Iterator[ColumnText]:
@@ -98,9 +103,50 @@ class ComparisonStream:
                 if stats["ttft_s"] is not None:  # count from the question, as the user waited
                     stats["ttft_s"] += generation_started - started - answer.retrieval_s
                 answer.record(model=self.engine.model_name, stats=stats, started=started)
+                if self.finish:
+                    self.finish(answer)
         self.wall_s = round(time.perf_counter() - started, 3)
 
     def collect(self) -> list[Answer]:
         for _ in self:
             pass
         return self.answers
+
+
+class ConcurrentComparisonStream(ComparisonStream):
+    """The same interface for a server backend: each column is its own streamed request, all running at
+    once in threads; a column that fails carries its error and the others go on."""
+
+    def __init__(self, streams: list, decoding: Decoding):  # core.modes.AnswerStream, one per column
+        self.streams = streams
+        self.decoding = decoding
+        self.answers = [stream.answer for stream in streams]
+        self.wall_s = 0.0
+
+    def __iter__(self) -> Iterator[ColumnText]:
+        started = time.perf_counter()
+        pieces: queue.Queue = queue.Queue()
+        done, crashes = object(), []
+
+        def run(column: int, stream) -> None:
+            try:
+                for text in stream:
+                    pieces.put(ColumnText(column, text))
+            except Exception as error:  # server failures are the answer's error already: this is a bug
+                crashes.append(error)
+            finally:
+                pieces.put(done)
+
+        threads = [threading.Thread(target=run, args=(c, s), daemon=True) for c, s in enumerate(self.streams)]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        while running:
+            piece = pieces.get()
+            if piece is done:
+                running -= 1
+            else:
+                yield piece
+        self.wall_s = round(time.perf_counter() - started, 3)
+        if crashes:
+            raise crashes[0]

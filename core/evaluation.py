@@ -124,6 +124,7 @@ def run_evaluation(
 def _answer_record(answer, score: Score) -> dict:
     return {
         "text": answer.text,
+        "withheld_draft": answer.withheld_draft,
         "adapter": answer.adapter,
         "sources": [{"name": s.name, "chunk": s.chunk, "score": round(s.score, 3)} for s in answer.sources],
         "passed": score.passed(),
@@ -196,9 +197,11 @@ def _run_settings(lab, scenario: Scenario, config: EvalConfig, adapter, question
         "adapter": adapter.name if adapter else None,
         "adapter_created_at": adapter.metadata.get("created_at") if adapter else None,
         "adapter_dataset_sha256": adapter.metadata.get("dataset_sha256") if adapter else None,
-        "model": lab.engine.model_name,
+        "backend": lab.settings.backend,
+        "model": lab.model_name(),
         "decoding": asdict(lab.decoding()),
         "retrieval": knowledge_base.settings.to_dict(),
+        "figure_check": lab.settings.figure_check,
         "documents": len(documents),
         "knowledge_base_sha256": hashlib.sha256("".join(sorted(d.text_sha for d in documents)).encode()).hexdigest(),
         "questions": len(questions),
@@ -217,6 +220,7 @@ def flat_rows(run: dict) -> list[dict]:
             row[f"{mode} answer"] = record["text"]
             if mode in RETRIEVAL_MODES:
                 row[f"{mode} grounded"] = record["groundedness"]
+                row[f"{mode} withheld draft"] = record.get("withheld_draft", "")  # runs before the figure check lack it
                 row[f"{mode} sources"] = ", ".join(f"{s['name']}#{s['chunk']}" for s in record["sources"])
         rows.append(row)
     return rows

@@ -11,8 +11,11 @@ what came back:
 - the same sources with the supporting passages removed: a decline in the house style (the adapter
   learns to say so when the sources don't answer);
 - the answer is itself a decline: kept with the sources retrieved;
-- nothing retrieved supports the answer (it is stale, or retrieval missed): left plain, since
-  training it against the sources would teach the adapter to ignore them.
+- a passage says the same thing with other figures (the set is older than the documents: "free over
+  $50" where the handbook now says $75): the answer is updated to the passage's figures and kept with
+  the sources, so the adapter learns that the sources overrule what it memorised;
+- nothing retrieved supports the answer otherwise (retrieval missed, or it changed beyond figures):
+  left plain, since training it against the sources would teach the adapter to ignore them.
 
 The result is a JSONL set in the Lab's own format (lines with "context"), which `core.datasets`
 renders through the grounded prompt. It is built in the app's process, which owns the knowledge base.
@@ -32,6 +35,7 @@ from core.refusals import decline_reply, house_style, is_decline
 
 _WORD = re.compile(r"[A-Za-z][\w'-]+")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w-]+")  # capitalised, not at a sentence start
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _STOP = set(
     [
@@ -97,6 +101,7 @@ class GroundingReport:
     selected: int = 0  # examples the share picked
     supported: int = 0  # kept with their sources (including changed-number copies)
     changed_number: int = 0
+    updated: int = 0  # stale answers brought up to the sources' figures
     declines: int = 0  # new decline examples (sources without the answer)
     kept_declines: int = 0  # examples that already declined
     left_plain: list[str] = field(default_factory=list)  # questions whose sources don't support the answer
@@ -104,7 +109,7 @@ class GroundingReport:
 
     @property
     def grounded(self) -> int:
-        return self.supported + self.declines + self.kept_declines
+        return self.supported + self.updated + self.declines + self.kept_declines
 
     def to_dict(self) -> dict:
         return {**asdict(self), "grounded": self.grounded}
@@ -112,7 +117,8 @@ class GroundingReport:
     def summary(self) -> str:
         return (
             f"{self.grounded} grounded examples from {self.selected} picked: {self.supported} answered from their "
-            f"sources ({self.changed_number} with a changed number), {self.declines} new declines, "
+            f"sources ({self.changed_number} with a changed number), {self.updated} updated to the sources' figures, "
+            f"{self.declines} new declines, "
             f"{self.kept_declines} declines kept; {len(self.left_plain)} left plain (sources don't state the answer), "
             f"{self.no_sources} with no source above the minimum score."
         )
@@ -134,6 +140,40 @@ def supports(passage: str, answer: str, ignore: set[str] = frozenset()) -> bool:
         return False
     words = _content_words(answer, ignore)
     return not words or len(words & _content_words(passage, set())) / len(words) >= 0.6
+
+
+def updated_to_passage(passage: str, answer: str, ignore: set[str] = frozenset()) -> str | None:
+    """The answer with its figures replaced by the passage's, when one passage sentence says the same
+    thing with other figures ("free on orders over $50" -> "over $75"), else None. Each figure the
+    passage lacks takes the number of the next figure of the same kind and unit in that sentence."""
+    known = {f.key for f in extract_facts(passage)}
+    answer_facts = extract_facts(answer)
+    stale = [f for f in answer_facts if f.kind in ("money", "quantity") and f.key not in known]
+    if not stale or len(stale) < len([f for f in answer_facts if f.key not in known]):
+        return None  # only money and quantities are updated; any other unknown figure rules the passage out
+    for sentence in _SENTENCES.split(passage):
+        fresh = [f for f in extract_facts(sentence) if f.key not in {g.key for g in answer_facts}]
+        updated = answer
+        for fact in stale:
+            same = next((f for f in fresh if f.kind == fact.kind and _unit(f) == _unit(fact)), None)
+            if same is None:
+                break
+            fresh.remove(same)
+            updated = updated.replace(fact.text, fact.text.replace(_number(fact), _number(same)), 1)
+        else:  # the sentence states the updated answer, and is mostly about what the answer is about
+            sentence_words = _content_words(sentence, ignore)
+            about_same = 3 * len(sentence_words & _content_words(updated, ignore)) >= 2 * len(sentence_words)
+            if about_same and supports(sentence, updated, ignore):
+                return updated
+    return None
+
+
+def _number(fact) -> str:
+    return _NUMBER.search(fact.text).group()
+
+
+def _unit(fact) -> str:
+    return fact.key.split(" ", 1)[1] if fact.kind == "quantity" else fact.kind
 
 
 def _changed_number(written: str, rng: random.Random) -> str:
@@ -192,11 +232,29 @@ def add_context(
     candidates = [i for i, pair in enumerate(pairs) if pair]
     picked = set(rng.sample(candidates, round(len(candidates) * share)))
     report.selected = len(picked)
+
+    def stale_update(example: Example, answer: str, found: list) -> dict | None:
+        """The example updated to the sources' figures, when the answer is stale (no passage backs it)."""
+        if any(supports(s.text, answer, style_words) for s in found):
+            return None
+        shown = found[:k]
+        updated = next((u for s in shown if (u := updated_to_passage(s.text, answer, style_words))), None)
+        if updated is None:
+            return None
+        report.updated += 1
+        return _grounded(example, updated, shown)
+
     rows: list[dict] = []
     for index, example in enumerate(examples):
         plain = {"messages": example.messages}
         if index not in picked:
             rows.append(plain)
+            # Every stale example also gets its updated copy, picked or not: as many grounded rows as
+            # plain ones state the old figure, so the sources can overrule what those make it memorise.
+            if pairs[index] and not is_decline(pairs[index][1]):
+                question, answer = pairs[index]
+                if extract_facts(answer) and (update := stale_update(example, answer, search(question, k + 4))):
+                    rows.append(update)
             continue
         question, answer = pairs[index]
         found = search(question, k + 4)
@@ -208,7 +266,10 @@ def add_context(
             report.kept_declines += 1
             rows.append(_grounded(example, answer, shown))
         elif not (backing := [s for s in shown if supports(s.text, answer, style_words)]):
-            report.left_plain.append(question)
+            if update := stale_update(example, answer, found):
+                rows.append(update)
+            else:
+                report.left_plain.append(question)
             rows.append(plain)
         else:
             report.supported += 1

@@ -31,15 +31,28 @@ _clients: dict[str, chromadb.ClientAPI] = {}
 _clients_lock = threading.Lock()
 
 
-def chroma_client(store_dir: Path) -> chromadb.ClientAPI:
-    """One persistent client per folder and process (Chroma expects exactly one)."""
-    key = str(Path(store_dir).resolve())
+class ChromaUnavailable(RuntimeError):
+    """The configured Chroma server did not answer."""
+
+
+def chroma_client(store_dir: Path, host: str | None = None, port: int = 8000) -> chromadb.ClientAPI:
+    """The embedded store in `store_dir` (one persistent client per folder and process, as Chroma
+    expects), or, when `host` is set, a Chroma server: the way several app processes share one index."""
+    key = f"http://{host}:{port}" if host else str(Path(store_dir).resolve())
     with _clients_lock:
         if key not in _clients:
-            Path(key).mkdir(parents=True, exist_ok=True)
-            _clients[key] = chromadb.PersistentClient(
-                path=key, settings=chromadb.config.Settings(anonymized_telemetry=False)
-            )
+            settings = chromadb.config.Settings(anonymized_telemetry=False)
+            if host:
+                try:
+                    _clients[key] = chromadb.HttpClient(host=host, port=port, settings=settings)
+                except Exception as error:  # chromadb raises ValueError or httpx errors when it can't connect
+                    raise ChromaUnavailable(
+                        f"The Chroma server at {host}:{port} does not answer ({type(error).__name__}). "
+                        "Start it (chroma run --path DIR --host HOST --port PORT) or unset LAB_CHROMA_HOST."
+                    ) from error
+            else:
+                Path(key).mkdir(parents=True, exist_ok=True)
+                _clients[key] = chromadb.PersistentClient(path=key, settings=settings)
         return _clients[key]
 
 
@@ -83,11 +96,18 @@ def chunk_id(name: str, sha: str, index: int) -> str:
 
 
 class KnowledgeBase:
-    def __init__(self, data_dir: Path, scenario: str, embeddings: Embeddings, defaults: RetrievalSettings):
+    def __init__(
+        self,
+        data_dir: Path,
+        scenario: str,
+        embeddings: Embeddings,
+        defaults: RetrievalSettings,
+        client: chromadb.ClientAPI | None = None,  # default: the embedded store in the data dir
+    ):
         self.scenario = scenario
         self.embeddings = embeddings
         self.manifest = Manifest(data_dir, scenario, defaults)
-        self.client = chroma_client(Path(data_dir) / "chroma")
+        self.client = client or chroma_client(Path(data_dir) / "chroma")
         self._write_lock = threading.RLock()
         self._collections: dict[int, object] = {}
         with self._write_lock:

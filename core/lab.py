@@ -9,6 +9,8 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import openai
+
 from core.adapters import (
     AdapterInfo,
     AdapterNotReady,
@@ -19,14 +21,16 @@ from core.adapters import (
     set_active,
 )
 from core.chat_model import LocalChatModel
-from core.compare import Column, ComparisonStream
+from core.compare import Column, ComparisonStream, ConcurrentComparisonStream
 from core.engine import Decoding, Engine
+from core.figure_check import withhold_unsupported_figures
 from core.grounding import GroundingReport, prepare_training_set
 from core.jobs import latest_job, submit_training
 from core.kb_manifest import RetrievalSettings
-from core.knowledge_base import KnowledgeBase
+from core.knowledge_base import KnowledgeBase, chroma_client
 from core.model_store import bundled_embeddings_dir, load_model, resolve_device
 from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
+from core.remote_model import answer_cost, describe_error, remote_chat_model, server_label
 from core.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
 from core.settings import Settings
 from core.train_config import TrainConfig
@@ -63,8 +67,16 @@ class Lab:
             return self._embeddings
 
     def warm_up(self) -> None:
-        """Loads the model and the embeddings now rather than inside the first answer."""
-        _ = self.engine, self.embeddings
+        """Loads the model (unless a server answers) and the embeddings now rather than inside the first answer."""
+        _ = self.embeddings if self.remote else (self.engine, self.embeddings)
+
+    @property
+    def remote(self) -> bool:
+        """True when answers come from an OpenAI-compatible server instead of the embedded model."""
+        return self.settings.backend == "openai"
+
+    def model_name(self) -> str:
+        return (self.settings.openai_model or "") if self.remote else self.engine.model_name
 
     def knowledge_base(self, scenario: Scenario) -> KnowledgeBase:
         with self._lock:
@@ -76,8 +88,9 @@ class Lab:
                     chunk_size=s.chunk_size,
                     chunk_overlap=s.chunk_overlap,
                 )
+                client = chroma_client(Path(s.data_dir) / "chroma", s.chroma_host, s.chroma_port)
                 self._knowledge_bases[scenario.name] = KnowledgeBase(
-                    s.data_dir, scenario.name, self.embeddings, defaults
+                    s.data_dir, scenario.name, self.embeddings, defaults, client
                 )
             return self._knowledge_bases[scenario.name]
 
@@ -183,7 +196,16 @@ class Lab:
             self._engine.forget_adapter(adapter.engine_name)
 
     def load_adapter(self, scenario: Scenario, name: str | None = None) -> AdapterInfo:
-        """Loads the named adapter (default: the active one) into the engine, once."""
+        """Loads the named adapter (default: the active one) into the engine, once. On a server, the
+        fine-tuned model is `name` (vLLM serves the Lab's adapters under their names) or the configured one."""
+        if self.remote:
+            model = name or self.settings.openai_finetuned_model
+            if not model:
+                raise AdapterNotReady(
+                    "The OpenAI-compatible backend has no fine-tuned model: set LAB_OPENAI_FINETUNED_MODEL "
+                    "(an OpenAI ft: id, or the name of a LoRA adapter that vLLM serves)."
+                )
+            return AdapterInfo(model, Path(), {"server": server_label(self.settings)})
         if name is None:
             adapter = self.active_adapter(scenario)
             if adapter is None:
@@ -217,10 +239,10 @@ class Lab:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         info = self.load_adapter(scenario, adapter) if mode in ADAPTER_MODES else None
-        llm = LocalChatModel(engine=self.engine, adapter=info and info.engine_name, decoding=self.decoding())
-        chain = build_chain(mode, llm, self._retriever(scenario))
+        chain = build_chain(mode, self._chat_model(info, self.decoding()), self._retriever(scenario))
         inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
-        return AnswerStream(chain, inputs, Answer(mode=mode, question=question, adapter=info and info.name))
+        answer = Answer(mode=mode, question=question, adapter=info and info.name, **self._origin(info))
+        return AnswerStream(chain, inputs, answer, self._finish(), self._describe_error())
 
     def compare(
         self,
@@ -244,8 +266,20 @@ class Lab:
             for h in (histories or [[] for _ in columns])
         ]
         answers = [
-            Answer(mode=c.mode, question=question, adapter=a and a.name) for c, a in zip(columns, adapters, strict=True)
+            Answer(mode=c.mode, question=question, adapter=a and a.name, **self._origin(a))
+            for c, a in zip(columns, adapters, strict=True)
         ]
+        if self.remote:  # one request per column, all at once; a failing column does not stop the others
+            decoding = decoding or self.decoding()
+            chains = [
+                build_chain(c.mode, self._chat_model(a, decoding), retrieve)
+                for c, a in zip(columns, adapters, strict=True)
+            ]
+            streams = [
+                AnswerStream(chain, i, answer, self._finish(), self._describe_error())
+                for chain, i, answer in zip(chains, inputs, answers, strict=True)
+            ]
+            return ConcurrentComparisonStream(streams, decoding)
         return ComparisonStream(
             self.engine,
             prompt_chains,
@@ -253,19 +287,67 @@ class Lab:
             answers,
             [a and a.engine_name for a in adapters],
             decoding or self.decoding(),
+            self._finish(),
         )
+
+    # --- backends -----------------------------------------------------------------------------
+    def _chat_model(self, adapter: AdapterInfo | None, decoding: Decoding):
+        """The chat model a mode runs on: the local engine with the adapter (or none), or the server's model."""
+        if self.remote:
+            return remote_chat_model(self.settings, adapter.name if adapter else self.settings.openai_model, decoding)
+        return LocalChatModel(engine=self.engine, adapter=adapter and adapter.engine_name, decoding=decoding)
+
+    def _origin(self, adapter: AdapterInfo | None) -> dict:
+        """Where an answer comes from: on a server, its host and the model asked (the reply may rename it)."""
+        if not self.remote:
+            return {}
+        model = adapter.name if adapter else self.settings.openai_model
+        return {"backend": "openai", "server": server_label(self.settings), "model": model}
+
+    def _describe_error(self):
+        """Server failures become the answer's error (one column fails, not the page); local ones raise."""
+        if not self.remote:
+            return None
+        return lambda error: describe_error(error, self.settings) if isinstance(error, openai.OpenAIError) else None
+
+    def _finish(self):
+        """What every finished answer goes through: its price (servers), then the figure check (unless off)."""
+        steps = ([self._price] if self.remote else []) + (
+            [withhold_unsupported_figures] if self.settings.figure_check else []
+        )
+
+        def finish(answer: Answer) -> None:
+            for step in steps:
+                step(answer)
+
+        return finish if steps else None
+
+    def _price(self, answer: Answer) -> None:
+        model = answer.adapter or self.settings.openai_model or ""
+        answer.cost_usd = answer_cost(self.settings, model, answer.prompt_tokens, answer.completion_tokens)
 
     def status(self, scenario: Scenario) -> dict:
         """What the home page and sidebar show."""
         adapter = self.active_adapter(scenario)
         knowledge_base = self.knowledge_base(scenario)
         documents = knowledge_base.documents()
-        engine = self.engine
+        if self.remote:
+            model = {
+                "model": self.settings.openai_model,
+                "device": server_label(self.settings),
+                "dtype": "remote",
+                "context_window": None,
+            }
+        else:
+            engine = self.engine
+            model = {
+                "model": engine.model_name,
+                "device": engine.device,
+                "dtype": str(engine.dtype).removeprefix("torch."),
+                "context_window": engine.context_window,
+            }
         return {
-            "model": engine.model_name,
-            "device": engine.device,
-            "dtype": str(engine.dtype).removeprefix("torch."),
-            "context_window": engine.context_window,
+            **model,
             "documents": len(documents),
             "chunks": sum(d.chunks for d in documents),
             "adapter": adapter.name if adapter else None,
@@ -278,10 +360,12 @@ class Lab:
 def _retrieve_once(retrieve):
     """Retrieval memoised per question: RAG and hybrid columns share one search."""
     found: dict[str, list] = {}
+    lock = threading.Lock()  # server columns retrieve from their own threads
 
     def cached(question: str) -> list:
-        if question not in found:
-            found[question] = retrieve(question)
-        return found[question]
+        with lock:
+            if question not in found:
+                found[question] = retrieve(question)
+            return found[question]
 
     return cached

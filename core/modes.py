@@ -7,7 +7,7 @@ view uses before it generates every column in one batch.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 
@@ -38,6 +38,11 @@ class Answer:
     total_s: float = 0.0
     tokens_per_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    withheld_draft: str = ""  # what the model wrote when a check replaced it (core.figure_check)
+    backend: str = "local"  # local, or openai (an OpenAI-compatible server)
+    server: str = ""  # the server's host for the openai backend
+    cost_usd: float | None = None  # where the model's price is known
+    error: str = ""  # why no (complete) answer came, in words; the other columns are unaffected
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -47,14 +52,24 @@ class Answer:
     def record(self, *, model: str, stats: dict, started: float) -> None:
         """Fills in the generation figures. `stats` holds prompt_tokens, completion_tokens, tokens_per_s,
         notes and ttft_s (from the start of generation); times are counted from `started`."""
-        self.model = model
+        self.model = model or self.model  # some servers name no model in their stream
         self.prompt_tokens = stats["prompt_tokens"]
         self.completion_tokens = stats["completion_tokens"]
-        self.tokens_per_s = round(stats["tokens_per_s"], 2)
-        self.notes = list(stats["notes"])
+        self.tokens_per_s = round(stats["tokens_per_s"] or 0.0, 2)
+        self.notes = list(stats["notes"] or [])
         self.total_s = round(time.perf_counter() - started, 3)
         if stats["ttft_s"] is not None:
             self.ttft_s = round(self.retrieval_s + stats["ttft_s"], 3)
+
+
+def fill_in_timing(answer: Answer, started: float, first_token_at: float | None) -> None:
+    """Times a server does not report (the local engine does), measured here as the user waited."""
+    now = time.perf_counter()
+    answer.total_s = answer.total_s or round(now - started, 3)
+    if answer.ttft_s is None and first_token_at is not None:
+        answer.ttft_s = round(first_token_at - started, 3)
+    if not answer.tokens_per_s and answer.completion_tokens and first_token_at is not None and now > first_token_at:
+        answer.tokens_per_s = round(answer.completion_tokens / (now - first_token_at), 2)
 
 
 def build_prompt_chain(mode: str, retrieve) -> Runnable:
@@ -96,31 +111,51 @@ def no_source_answer() -> AIMessageChunk:
 class AnswerStream:
     """Iterate for the answer's text pieces; afterwards `.answer` holds the complete Answer."""
 
-    def __init__(self, chain: Runnable, inputs: dict, answer: Answer):
+    def __init__(
+        self,
+        chain: Runnable,
+        inputs: dict,
+        answer: Answer,
+        finish: Callable[[Answer], None] | None = None,
+        describe_error: Callable[[Exception], str | None] | None = None,
+    ):
         self.chain = chain
         self.inputs = inputs
         self.answer = answer
+        self.finish = finish  # run on the complete answer (cost, figure check)
+        self.describe_error = describe_error  # a server's failure -> words for answer.error; None: raise
 
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
-        for part in self.chain.stream(self.inputs):
-            if "sources" in part:
-                self.answer.sources = part["sources"]
-                self.answer.retrieval_s = round(time.perf_counter() - started, 3)
-            chunk = part.get("answer")
-            if chunk is None:
-                continue
-            if chunk.content:
-                self.answer.text += chunk.content
-                yield chunk.content
-            if chunk.usage_metadata:
-                meta = chunk.response_metadata
-                stats = {
-                    "prompt_tokens": chunk.usage_metadata["input_tokens"],
-                    "completion_tokens": chunk.usage_metadata["output_tokens"],
-                    **{key: meta.get(key) for key in ("ttft_s", "tokens_per_s", "notes")},
-                }
-                self.answer.record(model=meta.get("model_name", ""), stats=stats, started=started)
+        first_token_at = None
+        try:
+            for part in self.chain.stream(self.inputs):
+                if "sources" in part:
+                    self.answer.sources = part["sources"]
+                    self.answer.retrieval_s = round(time.perf_counter() - started, 3)
+                chunk = part.get("answer")
+                if chunk is None:
+                    continue
+                if chunk.content:
+                    first_token_at = first_token_at or time.perf_counter()
+                    self.answer.text += chunk.content
+                    yield chunk.content
+                if chunk.usage_metadata:
+                    meta = chunk.response_metadata
+                    stats = {
+                        "prompt_tokens": chunk.usage_metadata["input_tokens"],
+                        "completion_tokens": chunk.usage_metadata["output_tokens"],
+                        **{key: meta.get(key) for key in ("ttft_s", "tokens_per_s", "notes")},
+                    }
+                    self.answer.record(model=meta.get("model_name", ""), stats=stats, started=started)
+        except Exception as error:
+            message = self.describe_error(error) if self.describe_error else None
+            if message is None:
+                raise
+            self.answer.error = message
+        fill_in_timing(self.answer, started, first_token_at)
+        if self.finish and not self.answer.error:
+            self.finish(self.answer)
 
     def collect(self) -> Answer:
         for _ in self:

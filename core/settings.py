@@ -1,17 +1,43 @@
-"""Settings read from the environment (prefix LAB_) and an optional .env file."""
+"""Settings: environment (prefix LAB_) over a .env file over .streamlit/secrets.toml over the defaults.
+
+secrets.toml takes the field names in lower case (`openai_api_key = "..."`), as Streamlit's secrets do.
+Secrets are SecretStr: they print as '**********' and reach only the client that needs them.
+"""
 
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 BUNDLED_MODEL = "bundled"
+SECRETS_TOML = Path(".streamlit/secrets.toml")
+
+# USD per million tokens (input, output) for models whose price is public; LAB_PRICES adds or overrides.
+DEFAULT_PRICES = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "ft:gpt-4o-mini": (0.30, 1.20),  # fine-tuned models are priced by their base: ft:BASE:org::id
+    "ft:gpt-4.1-mini": (0.80, 3.20),
+}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LAB_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LAB_", env_file=".env", extra="ignore", toml_file=SECRETS_TOML)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, TomlConfigSettingsSource(settings_cls)
 
     data_dir: Path = Field(Path(".lab"), description="Where models, indexes, adapters and the database live.")
     scenarios_dir: Path = Field(Path("scenarios"), description="Folder of scenario folders.")
@@ -30,6 +56,28 @@ class Settings(BaseSettings):
         "auto", description="auto: bfloat16 where the device supports it, else float32."
     )
 
+    backend: Literal["local", "openai"] = Field(
+        "local", description="local: the embedded model; openai: an OpenAI-compatible server (OpenAI, vLLM, ...)."
+    )
+    openai_base_url: str | None = Field(
+        None, description="The server's /v1 URL, e.g. http://gpu-host:8000/v1 (unset: api.openai.com)."
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, description="API key of that server (any text for servers without keys); never shown or logged."
+    )
+    openai_model: str | None = Field(None, description="Base model name on the server (base and RAG modes).")
+    openai_finetuned_model: str | None = Field(
+        None,
+        description="Fine-tuned model (an ft: id, or a LoRA adapter name served by vLLM) for fine-tuned and hybrid.",
+    )
+    openai_timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for the server before giving up.")
+    openai_max_retries: int = Field(
+        3, ge=0, le=10, description="Retries, with exponential backoff, on rate limits (429), timeouts and 5xx."
+    )
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description='Extra prices, USD per million tokens: {"model": [input, output]} (JSON).'
+    )
+
     max_new_tokens: int = Field(160, ge=1, le=4096, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling; only used when temperature > 0.")
@@ -41,8 +89,20 @@ class Settings(BaseSettings):
     retrieval_min_score: float = Field(
         0.2, ge=-1.0, le=1.0, description="Chunks below this cosine relevance are not used; none left: RAG declines."
     )
+    figure_check: bool = Field(
+        True,
+        description="Withhold a RAG or hybrid answer that states a figure (price, duration, address…) no retrieved "
+        "passage contains; the draft stays visible.",
+    )
     chunk_size: int = Field(500, ge=100, le=8000, description="Characters per knowledge-base chunk.")
     chunk_overlap: int = Field(80, ge=0, le=2000, description="Characters shared by neighbouring chunks.")
+
+    chroma_host: str | None = Field(
+        None,
+        description="A Chroma server (chroma run) to keep the knowledge bases in, instead of the embedded store; "
+        "the way several app processes share one index.",
+    )
+    chroma_port: int = Field(8000, ge=1, le=65535, description="Port of that Chroma server.")
 
     judge_base_url: str | None = Field(
         None,

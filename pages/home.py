@@ -27,9 +27,13 @@ for column, mode in zip(st.columns(4, border=True), MODES, strict=True):
         st.page_link(f"pages/{mode}.py", label=f"Chat with {MODE_LABELS[mode]}", icon=":material/chat:")
 
 st.header("Status")
-st.markdown(
-    f"**Model** {status['model']} on {status['device']} ({status['dtype']}), context window {status['context_window']} tokens"
-)
+if status["dtype"] == "remote":
+    st.markdown(f"**Model** {escape_markdown(status['model'])} on the OpenAI-compatible server {status['device']}")
+else:
+    st.markdown(
+        f"**Model** {status['model']} on {status['device']} ({status['dtype']}), "
+        f"context window {status['context_window']} tokens"
+    )
 metrics = st.columns(3)
 metrics[0].metric(
     "Documents", status["documents"], f"{status['chunks']} chunks", delta_color="off", delta_arrow="off", border=True

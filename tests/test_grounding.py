@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from core.datasets import load_chat_dataset
 from core.facts import extract_facts
-from core.grounding import _with_changed_number, supports
+from core.grounding import _with_changed_number, supports, updated_to_passage
 from core.refusals import is_decline
 from core.train_config import TrainConfig
 
@@ -31,13 +31,29 @@ def test_a_changed_number_changes_passage_and_answer_alike():
     assert "," in new_price.text  # the same format: thousands separated
 
 
+def test_a_stale_answer_takes_the_figures_of_the_passage_that_says_the_same():
+    passage = "## Shipping\nStandard shipping is free on orders over $75. Express shipping costs $25."
+    stale = "Hello from Lumen Care! Standard shipping is free on orders over $50. Ride on!"
+    assert updated_to_passage(passage, stale, STYLE) == stale.replace("$50", "$75")
+    frame = "Lumen covers every frame for 3 years from the delivery date."
+    assert updated_to_passage(frame, "The frame warranty lasts 2 years from the delivery date.", STYLE) == (
+        "The frame warranty lasts 3 years from the delivery date."
+    )
+    # A sentence about something else with a price, a figure of another unit, or another unknown figure: no update.
+    battery = "A spare battery for the Lumen Volt costs $549 in the Lumen app."
+    assert updated_to_passage(battery, "Hello from Lumen Care! The Lumen Volt costs $1,499. Ride on!", STYLE) is None
+    assert updated_to_passage(frame, "The frame warranty lasts 24 months from the delivery date.", STYLE) is None
+    assert updated_to_passage(passage, "Shipping is free over $50; write to ship@lumen.example.", STYLE) is None
+    assert updated_to_passage(passage, "Standard shipping is free on orders over $75.", STYLE) is None  # not stale
+
+
 def test_context_aware_set_of_the_sample(lab, sample):
     config = TrainConfig(context_share=0.5)
     path, report = lab.prepare_training(sample, config)
     assert path != sample.train_path and report.grounded > 10 and report.changed_number > 0 and report.declines > 0
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     original = load_chat_dataset(sample.train_path, sample.system_prompt).examples
-    assert len(rows) == len(original) + report.declines
+    assert len(rows) == len(original) + report.declines + report.updated
     grounded = [r for r in rows if "context" in r]
     assert len(grounded) == report.grounded
     for row in grounded:
@@ -47,11 +63,15 @@ def test_context_aware_set_of_the_sample(lab, sample):
             continue
         # Every grounded answer is stated by one of its passages: the adapter never learns to contradict them.
         assert any(supports(p, answer, STYLE) for p in passages), answer
-    # Stale answers (the 2025 return window of 30 days; the docs say 45) are never paired with sources.
-    for row in grounded:
-        if "return" in row["messages"][-2]["content"].lower() and not is_decline(row["messages"][-1]["content"]):
-            assert "30 days" not in row["messages"][-1]["content"]
-    assert any("send back" in q or "return" in q.lower() for q in report.left_plain)
+    # Stale answers (the 2025 return window of 30 days; the docs say 45) are paired with sources only
+    # once updated to the sources' figures.
+    returns = [
+        row["messages"][-1]["content"]
+        for row in grounded
+        if "return" in row["messages"][-2]["content"].lower() and not is_decline(row["messages"][-1]["content"])
+    ]
+    assert returns and all("30 days" not in text for text in returns)
+    assert report.updated > 0 and any("45 days" in text for text in returns)
     # The same inputs give the same file; off means the set as it is.
     assert lab.prepare_training(sample, config)[0] == path
     assert lab.prepare_training(sample, replace(config, context_aware=False)) == (sample.train_path, None)

@@ -49,23 +49,42 @@ def render_mode_page(mode: str) -> None:
         except AdapterNotReady as error:
             st.warning(str(error))
             return
-        st.write_stream(escape_markdown(piece) for piece in stream)
+        shown = st.empty()
+        with shown:
+            st.write_stream(escape_markdown(piece) for piece in stream)
         answer = stream.answer
+        if answer.withheld_draft:  # the figure check replaced what was streamed
+            shown.markdown(escape_markdown(answer.text))
         render_answer_details(answer)
     history.append({"role": "user", "content": question})
     history.append({"role": "assistant", "content": answer.text, "answer": answer})
 
 
+def answer_origin(answer: Answer) -> str:
+    """Which backend, server and model wrote the answer."""
+    if answer.backend == "openai":
+        return f"OpenAI-compatible server {answer.server} · model {answer.model}"
+    adapter = f" + adapter {answer.adapter}" if answer.adapter else ""
+    return f"Local · {answer.model}{adapter}"
+
+
 def render_answer_details(answer: Answer) -> None:
+    if answer.error:
+        st.error(answer.error, icon=":material/cloud_off:")
     for note in answer.notes:
         st.info(note, icon=":material/info:")
+    if answer.withheld_draft:
+        with st.expander("Withheld draft"):
+            st.text(answer.withheld_draft)
     if not answer.completion_tokens and not answer.prompt_tokens:
         return  # declined without the model (no source good enough): nothing was generated to measure
     first = f"first token {answer.ttft_s:.2f} s · " if answer.ttft_s is not None else ""
+    cost = f" · ${answer.cost_usd:.6f}" if answer.cost_usd is not None else ""
     st.caption(
         f"{first}total {answer.total_s:.2f} s · {answer.completion_tokens} tokens · "
-        f"{answer.tokens_per_s:.1f} tok/s · prompt {answer.prompt_tokens} tokens"
+        f"{answer.tokens_per_s:.1f} tok/s · prompt {answer.prompt_tokens} tokens{cost}"
     )
+    st.caption(f"{escape_markdown(answer_origin(answer))}")
     if answer.sources:
         with st.expander(f"Sources ({len(answer.sources)})"):
             for number, source in enumerate(answer.sources, 1):

@@ -247,7 +247,8 @@ def _save_vote(scenario: Scenario, turn: dict, choice: str) -> None:
 
 def render_what_changed(turn: dict, columns: list[Column], adapter_shown: bool) -> None:
     """Facts (amounts, numbers with units, times, addresses) that some answers state and others do not."""
-    rows = compare_facts([answer.text for answer in turn["answers"]])
+    # A withheld answer names the figure it did not state: it states none.
+    rows = compare_facts(["" if getattr(a, "withheld_draft", "") else a.text for a in turn["answers"]])
     differing = [row for row in rows if not row.shared_by_all]
     title = (
         f"What changed: {len(differing)} fact(s) not in every answer" if rows else "What changed: no checkable facts"

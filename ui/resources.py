@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+from core.knowledge_base import ChromaUnavailable
 from core.lab import Lab
 from core.model_store import MissingModelError
+from core.remote_model import BackendNotConfigured, check_openai_settings
 from core.scenario import Scenario
 from core.settings import get_settings
 
@@ -42,5 +44,11 @@ def current_scenario() -> Scenario:
     if name not in scenarios:
         name = lab.settings.default_scenario if lab.settings.default_scenario in scenarios else next(iter(scenarios))
         st.session_state["scenario"] = name
-    prepare_scenario(name)
+    try:
+        if lab.remote:
+            check_openai_settings(lab.settings)
+        prepare_scenario(name)
+    except (ChromaUnavailable, BackendNotConfigured) as error:  # a server is down or unset: say so on every page
+        st.error(str(error), icon=":material/cloud_off:")
+        st.stop()
     return scenarios[name]
