@@ -132,8 +132,8 @@ def supports(passage: str, answer: str, ignore: set[str] = frozenset()) -> bool:
     """Does the passage state the answer? Every fact and proper name in it, and most of its words.
     `ignore` holds house-style words (greeting, sign-off) that no passage needs to contain."""
     facts = {f.key for f in extract_facts(answer)}
-    if facts - {f.key for f in extract_facts(passage)}:
-        return False
+    if facts - {f.key for f in extract_facts(passage)} or _plain_numbers(answer) - _plain_numbers(passage):
+        return False  # every figure, and every bare number ("500 full charge cycles"), must be in the passage
     lowered = passage.lower()
     names = {n.lower() for n in _NAME.findall(answer)} - ignore
     if any(not re.search(rf"\b{re.escape(n)}\b", lowered) for n in names):
@@ -145,12 +145,14 @@ def supports(passage: str, answer: str, ignore: set[str] = frozenset()) -> bool:
 def updated_to_passage(passage: str, answer: str, ignore: set[str] = frozenset()) -> str | None:
     """The answer with its figures replaced by the passage's, when one passage sentence says the same
     thing with other figures ("free on orders over $50" -> "over $75"), else None. Each figure the
-    passage lacks takes the number of the next figure of the same kind and unit in that sentence."""
+    passage lacks takes the number of the next figure of the same kind and unit in that sentence; a
+    bare number ("500 full charge cycles") takes the sentence's next number the answer doesn't use."""
     known = {f.key for f in extract_facts(passage)}
     answer_facts = extract_facts(answer)
     stale = [f for f in answer_facts if f.kind in ("money", "quantity") and f.key not in known]
-    if not stale or len(stale) < len([f for f in answer_facts if f.key not in known]):
+    if len(stale) < len([f for f in answer_facts if f.key not in known]):
         return None  # only money and quantities are updated; any other unknown figure rules the passage out
+    passage_numbers = _plain_numbers(passage)
     for sentence in _SENTENCES.split(passage):
         fresh = [f for f in extract_facts(sentence) if f.key not in {g.key for g in answer_facts}]
         updated = answer
@@ -160,12 +162,29 @@ def updated_to_passage(passage: str, answer: str, ignore: set[str] = frozenset()
                 break
             fresh.remove(same)
             updated = updated.replace(fact.text, fact.text.replace(_number(fact), _number(same)), 1)
-        else:  # the sentence states the updated answer, and is mostly about what the answer is about
+        else:
+            used = _plain_numbers(updated)
+            missing = [n for n in _NUMBER.findall(updated) if _plain(n) not in passage_numbers]
+            spare = [n for n in _NUMBER.findall(sentence) if _plain(n) not in used]
+            if updated == answer and not missing or len(spare) < len(missing):
+                continue
+            for old, new in zip(missing, spare, strict=False):
+                updated = re.sub(rf"(?<![\d,.]){re.escape(old)}(?!\d|,\d)", new, updated, count=1)
+            # The sentence states the updated answer, and is mostly about what the answer is about.
             sentence_words = _content_words(sentence, ignore)
             about_same = 3 * len(sentence_words & _content_words(updated, ignore)) >= 2 * len(sentence_words)
             if about_same and supports(sentence, updated, ignore):
                 return updated
     return None
+
+
+def _plain(number: str) -> str:
+    plain = number.replace(",", "")
+    return plain.removesuffix(".00") if "." in plain else plain
+
+
+def _plain_numbers(text: str) -> set[str]:
+    return {_plain(n) for n in _NUMBER.findall(text)}
 
 
 def _number(fact) -> str:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,7 @@ class KnowledgeBase:
         self._write_lock = threading.RLock()
         self._collections: dict[int, object] = {}
         with self._write_lock:
-            self._remove_strays()
+            self._reconcile()
 
     # --- settings -------------------------------------------------------------------------------
     @property
@@ -254,8 +255,10 @@ class KnowledgeBase:
             collection.delete(ids=ids)
         return len(ids)
 
-    def _remove_strays(self) -> None:
-        """Chunks of uncommitted texts (a crash mid-ingest) and unfinished re-index collections go."""
+    def _reconcile(self) -> None:
+        """Makes the store match the manifest. Chunks of uncommitted texts (a crash mid-ingest) and
+        unfinished re-index collections go; a committed document whose chunks are missing (a data dir
+        moved to a new Chroma server, a lost store) is embedded again from its stored text."""
         live = f"kb_{self.scenario}_g{self.manifest.generation()}"
         for collection in self.client.list_collections():
             name = getattr(collection, "name", collection)
@@ -272,6 +275,11 @@ class KnowledgeBase:
         ]
         if stray:
             collection.delete(ids=stray)
+        present = Counter(m["source"] for m in found["metadatas"] if current.get(m["source"]) == m["text_sha"])
+        for document in self.manifest.documents():
+            if present[document.name] != document.chunks:
+                text = self.manifest.read_text(document.text_sha)
+                self._write_chunks(collection, document.name, document.text_sha, text, self.settings)
 
     def _drop_collection(self, generation: int) -> None:
         self._collections.pop(generation, None)

@@ -197,9 +197,10 @@ class Lab:
 
     def load_adapter(self, scenario: Scenario, name: str | None = None) -> AdapterInfo:
         """Loads the named adapter (default: the active one) into the engine, once. On a server, the
-        fine-tuned model is `name` (vLLM serves the Lab's adapters under their names) or the configured one."""
+        fine-tuned model is the configured one, or for a named Lab adapter SCENARIO--NAME: the name
+        deploy/vllm/serve.sh serves it under."""
         if self.remote:
-            model = name or self.settings.openai_finetuned_model
+            model = f"{scenario.name}--{name}" if name else self.settings.openai_finetuned_model
             if not model:
                 raise AdapterNotReady(
                     "The OpenAI-compatible backend has no fine-tuned model: set LAB_OPENAI_FINETUNED_MODEL "

@@ -79,6 +79,22 @@ def test_knowledge_base_on_a_chroma_server_survives_its_restart(lab, tmp_path, s
     assert reopened.chunk_count() == report.chunks_added == reopened._collection().count()
 
 
+def test_a_data_dir_moved_to_an_empty_server_is_embedded_again(lab, tmp_path, server_store):
+    """The manifest says what is indexed; a store that lacks it (a new server) is refilled on open."""
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE / "docs", docs)
+    embedded = KnowledgeBase(tmp_path, "moved", lab.embeddings, RetrievalSettings(min_score=0.0))
+    chunks = embedded.sync_folder(docs).chunks_added
+    client = chroma_client(tmp_path / "unused", "127.0.0.1", server_store["port"])
+    served = KnowledgeBase(tmp_path, "moved", lab.embeddings, RetrievalSettings(min_score=0.0), client)
+    assert served._collection().count() == chunks == served.chunk_count()
+    question = "How many days do I have to return a bike?"
+    assert [(s.name, s.chunk) for s in served.search(question)] == [
+        (s.name, s.chunk) for s in embedded.search(question)
+    ]
+    assert served.sync_folder(docs).added == []  # and nothing is imported twice
+
+
 def test_a_server_that_is_down_gets_a_clear_message(tmp_path):
     port = free_port()  # nothing listens here
     with pytest.raises(ChromaUnavailable, match=rf"Chroma server at 127.0.0.1:{port} does not answer"):

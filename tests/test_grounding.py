@@ -45,6 +45,11 @@ def test_a_stale_answer_takes_the_figures_of_the_passage_that_says_the_same():
     assert updated_to_passage(frame, "The frame warranty lasts 24 months from the delivery date.", STYLE) is None
     assert updated_to_passage(passage, "Shipping is free over $50; write to ship@lumen.example.", STYLE) is None
     assert updated_to_passage(passage, "Standard shipping is free on orders over $75.", STYLE) is None  # not stale
+    # A number without a unit the fact finder knows is checked and updated too.
+    battery = "The battery warranty covers 2 years or 800 full charge cycles, whichever comes first."
+    stale = "The battery warranty covers 2 years or 500 full charge cycles. Ride on!"
+    assert not supports(battery, stale, STYLE)
+    assert updated_to_passage(battery, stale, STYLE) == stale.replace("500", "800")
 
 
 def test_context_aware_set_of_the_sample(lab, sample):
