@@ -229,3 +229,43 @@ def test_every_page_names_the_missing_key(openai_backend_without_key):
         assert not at.exception, page
         assert any("LAB_OPENAI_API_KEY" in e.value for e in at.error), page
         assert not at.chat_input, page  # nothing below the message: no chat to type into
+
+
+@pytest.fixture
+def app_on_the_server(model_server, sample, monkeypatch):
+    """The app as a server process configured for the OpenAI-compatible backend would run it."""
+    import streamlit as st
+
+    from core.settings import get_settings
+
+    for name, value in {
+        "LAB_BACKEND": "openai",
+        "LAB_OPENAI_BASE_URL": f"http://127.0.0.1:{model_server}/v1",
+        "LAB_OPENAI_API_KEY": KEY,
+        "LAB_OPENAI_MODEL": "smol",
+        "LAB_OPENAI_FINETUNED_MODEL": "smol-support-ft",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield model_server
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+
+
+def test_pages_answer_from_the_server_and_name_it(app_on_the_server):
+    from tests.apptest import open_page, page_texts
+
+    at = open_page("pages/compare.py")
+    at.chat_input[0].set_value("What is the support email address?").run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert sum(f"OpenAI-compatible server 127.0.0.1:{app_on_the_server}" in c for c in captions) == 4
+    assert sum("model smol-support-ft" in c for c in captions) == 2  # fine-tuned and hybrid
+    assert any("concurrent requests to the server" in c for c in captions)
+    at = open_page("pages/hybrid.py")
+    at.chat_input[0].set_value("How many days do I have to return a bike?").run()
+    assert not at.exception and not at.error
+    assert f"OpenAI-compatible server 127.0.0.1:{app_on_the_server} · model smol-support-ft" in page_texts(at)
+    assert KEY not in page_texts(at)

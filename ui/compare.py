@@ -23,6 +23,7 @@ from core.arena import (
 from core.compare import Column
 from core.engine import Decoding
 from core.facts import compare_facts
+from core.modes import MODES
 from core.safe_text import escape_markdown
 from core.scenario import Scenario
 from ui.chat import render_answer_details
@@ -37,6 +38,9 @@ REDRAW_EVERY_S = 0.15
 def column_options(scenario: Scenario) -> tuple[list[Column], list[Column], bool]:
     """(every column on offer, the default selection, whether adapter names are shown)."""
     lab = get_lab()
+    if lab.remote:  # the server's models: LAB_OPENAI_MODEL and LAB_OPENAI_FINETUNED_MODEL
+        every = [Column(mode) for mode in MODES]
+        return every, every, False
     adapters = lab.adapters(scenario)
     active = lab.active_adapter(scenario)
     options = [Column("base"), Column("rag")]
@@ -189,7 +193,8 @@ def render_turn(scenario: Scenario, turn: dict, adapter_shown: bool) -> None:
     if turn["blind"]:
         render_vote(scenario, turn)
     if not hidden:
-        st.caption(f"All {len(columns)} answers came from one batch in {turn['wall_s']:.2f} s.")
+        how = "one batch" if turn["answers"][0].backend == "local" else "concurrent requests to the server"
+        st.caption(f"All {len(columns)} answers came from {how} in {turn['wall_s']:.2f} s.")
         render_what_changed(turn, columns, adapter_shown)
 
 
