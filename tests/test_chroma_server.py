@@ -1,56 +1,29 @@
 """A real Chroma server (`chroma run`) instead of the embedded store: ingest, query, restart, query again."""
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import ChromaUnavailable, KnowledgeBase, chroma_client
 from tests.conftest import SAMPLE
+from tests.servers import free_port, start_server, stop_server
 
 CHROMA = Path(sys.executable).with_name("chroma")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(path: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):  # up to 30 s; it is ready in about a second
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            raise RuntimeError(f"chroma run exited with {server.returncode}")
-        time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("chroma run did not answer within 30 s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.terminate()
-    server.wait(timeout=30)
+def start_chroma(path: Path, port: int) -> subprocess.Popen:
+    command = [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    return start_server(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", seconds=30)
 
 
 @pytest.fixture
 def server_store(tmp_path):
     port = free_port()
-    server = start_server(tmp_path / "chroma-server", port)
+    server = start_chroma(tmp_path / "chroma-server", port)
     state = {"server": server, "port": port, "path": tmp_path / "chroma-server"}
     yield state
     if state["server"].poll() is None:
@@ -70,7 +43,7 @@ def test_knowledge_base_on_a_chroma_server_survives_its_restart(lab, tmp_path, s
     assert before[0][0] == "returns_and_refunds.md"
 
     stop_server(server_store["server"])
-    server_store["server"] = start_server(server_store["path"], server_store["port"])
+    server_store["server"] = start_chroma(server_store["path"], server_store["port"])
 
     # The same client, and a new knowledge base object as a second app process would open it.
     assert [(s.name, s.chunk) for s in kb.search(question)] == before

@@ -3,13 +3,10 @@ echo backend for rate limits and slow answers) started on 127.0.0.1 by the tests
 nothing listens."""
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.compare import Column
@@ -19,37 +16,19 @@ from core.modes import MODES
 from core.remote_model import BackendNotConfigured, check_openai_settings
 from core.settings import Settings
 from tests.conftest import DATA_DIR
+from tests.servers import free_port, start_server, stop_server
 
 KATAN = Path(sys.executable).with_name("llm-katan")
 KEY = "sk-test-5ecret-k3y"  # what the server expects; a test greps for it in everything the Lab shows or saves
 QUESTION = "How many days do I have to return a bike?"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_katan(tmp: Path, *args: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    server = subprocess.Popen(
-        [str(KATAN), "--host", "127.0.0.1", "--port", str(port), "--stats-file", str(tmp / f"stats-{port}.json")]
-        + ["--disable-dashboard", "--log-level", "WARNING", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(1200):  # loading the model takes ~10-30 s on 2 cores
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server, port
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            raise RuntimeError(f"llm-katan exited with {server.returncode}")
-        time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("llm-katan did not start within 120 s")
+    command = [str(KATAN), "--host", "127.0.0.1", "--port", str(port), "--stats-file", str(tmp / f"stats-{port}.json")]
+    command += ["--disable-dashboard", "--log-level", "WARNING", *args]
+    # Loading the model takes ~10-30 s on 2 cores.
+    return start_server(command, f"http://127.0.0.1:{port}/health", seconds=120), port
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +42,7 @@ def model_server(sample, tmp_path_factory):
         *("--validate-keys", "--api-keys", f"openai={KEY}"),
     )
     yield port
-    server.terminate()
-    server.wait(timeout=30)
+    stop_server(server)
 
 
 def remote_lab(port: int, **overrides) -> Lab:
@@ -137,16 +115,13 @@ def test_rate_limits_are_retried_then_fail_only_their_own_column(tmp_path, sampl
     server, port = start_katan(tmp_path, "--model", "echo", "--backend", "echo", "--rate-limit-after", "2")
     try:
         lab = remote_lab(port, openai_max_retries=2)
-        started = time.perf_counter()
         answers = lab.compare(sample, [Column(mode) for mode in MODES], QUESTION).collect()
         failed = [a for a in answers if a.error]
         assert len(failed) == 2 and all(a.text for a in answers if not a.error)
         for answer in failed:
             assert "rate-limiting requests (429), still after 2 retries" in answer.error
-        assert time.perf_counter() - started > 0.5  # the retries waited (openai's backoff starts at 0.5 s)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 def test_a_slow_server_times_out_with_a_message(tmp_path, sample):
@@ -156,8 +131,7 @@ def test_a_slow_server_times_out_with_a_message(tmp_path, sample):
         answer = lab.ask(sample, "base", QUESTION).collect()
         assert answer.error == f"The server at 127.0.0.1:{port} did not answer within 0.5 s."
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 def test_a_server_that_is_down_fails_every_column_clearly(sample):
