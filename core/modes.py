@@ -62,10 +62,13 @@ class Answer:
             self.ttft_s = round(self.retrieval_s + stats["ttft_s"], 3)
 
 
-def fill_in_timing(answer: Answer, started: float, first_token_at: float | None) -> None:
-    """Times a server does not report (the local engine does), measured here as the user waited."""
+def fill_in_timing(answer: Answer, started: float, first_token_at: float | None, model_asked: bool = True) -> None:
+    """Times a server does not report (the local engine does), measured here as the user waited.
+    An answer the model was not asked for (no sources) has no time to first token."""
     now = time.perf_counter()
     answer.total_s = answer.total_s or round(now - started, 3)
+    if not model_asked:
+        return
     if answer.ttft_s is None and first_token_at is not None:
         answer.ttft_s = round(first_token_at - started, 3)
     if not answer.tokens_per_s and answer.completion_tokens and first_token_at is not None and now > first_token_at:
@@ -104,7 +107,13 @@ def no_source_answer() -> AIMessageChunk:
     return AIMessageChunk(
         content=NO_SOURCE_ANSWER,
         usage_metadata={"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
-        response_metadata={"model_name": "", "ttft_s": None, "tokens_per_s": 0.0, "notes": [NO_SOURCE_NOTE]},
+        response_metadata={
+            "model_name": "",
+            "model_asked": False,
+            "ttft_s": None,
+            "tokens_per_s": 0.0,
+            "notes": [NO_SOURCE_NOTE],
+        },
     )
 
 
@@ -128,6 +137,7 @@ class AnswerStream:
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
         first_token_at = None
+        model_asked = True
         try:
             for part in self.chain.stream(self.inputs):
                 if "sources" in part:
@@ -142,6 +152,7 @@ class AnswerStream:
                     yield chunk.content
                 if chunk.usage_metadata:
                     meta = chunk.response_metadata
+                    model_asked = meta.get("model_asked", True)
                     stats = {
                         "prompt_tokens": chunk.usage_metadata["input_tokens"],
                         "completion_tokens": chunk.usage_metadata["output_tokens"],
@@ -153,7 +164,7 @@ class AnswerStream:
             if message is None:
                 raise
             self.answer.error = message
-        fill_in_timing(self.answer, started, first_token_at)
+        fill_in_timing(self.answer, started, first_token_at, model_asked)
         if self.finish and not self.answer.error:
             self.finish(self.answer)
 

@@ -38,6 +38,7 @@ MODE_KEYS = {
 }
 ANSWER_KEYS = {
     "text",
+    "withheld_draft",
     "adapter",
     "sources",
     "passed",
