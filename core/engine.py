@@ -1,11 +1,14 @@
-"""The one shared model: streams answers for batches of rows, each row with its own LoRA adapter or none.
+"""The one shared model: streams answers for rows, each row with its own LoRA adapter or none.
 
 All modes share this engine, its decoding settings and its seed, so differences between answers
-come from the prompt (retrieval) and the adapter alone. Rows run through peft's per-row
-`adapter_names`; a row with no adapter uses peft's "__base__", which skips every LoRA layer, so
-base answers equal the plain model's token for token. Prompts of different lengths are prefilled one
-by one and their caches left-padded into one, so no compute goes to padding. One lock serialises
-generation.
+come from the prompt (retrieval) and the adapter alone. Adapters run per row
+(core.lora_runtime) on the plain base model; a row without one touches no LoRA weight, so base
+answers equal the plain model's token for token.
+
+One worker thread owns the model. Every caller (a mode page, a compare, an evaluation, another
+session) hands it rows and reads its own rows' tokens back; rows from different callers share one
+batch (core.batch_decoder), joining and leaving between steps, so concurrent users don't queue
+behind each other's answers.
 """
 
 import queue
@@ -15,42 +18,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from transformers import (
-    DynamicCache,
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
-from transformers.generation.streamers import BaseStreamer
 
+from core.batch_decoder import DecodeBatch, LiveRow
+from core.fast_linear import use_small_batch_products
+from core.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.model_store import LoadedModel
 
-BASE_ADAPTER = "__base__"
+__all__ = ["BASE_ADAPTER", "Decoding", "DoneEvent", "Engine", "Row", "RowStats", "TextEvent"]
 
 
 @dataclass(frozen=True)
 class Decoding:
-    """One decoding setup shared by every mode."""
+    """One decoding setup shared by every mode. The repetition penalty counts only the answer's own
+    tokens: penalising the prompt would stop RAG from quoting its sources. `min_new_tokens` is for
+    benchmarks that need equal-length answers."""
 
     max_new_tokens: int = 160
     temperature: float = 0.0
     top_p: float = 1.0
     repetition_penalty: float = 1.1
     seed: int = 0
+    min_new_tokens: int = 0
 
-    def generate_kwargs(self, prompt_length: int) -> dict:
-        """generate() arguments for left-padded prompts `prompt_length` tokens wide. The repetition penalty
-        counts only the answer's own tokens: penalising the prompt would stop RAG from quoting its sources."""
-        kwargs = {"max_new_tokens": self.max_new_tokens}
-        if self.repetition_penalty != 1.0:
-            penalty = RepetitionPenaltyLogitsProcessor(self.repetition_penalty, prompt_ignore_length=prompt_length)
-            kwargs["logits_processor"] = LogitsProcessorList([penalty])
-        if self.temperature > 0:
-            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        return kwargs
+    @property
+    def batch_key(self) -> tuple:
+        """Rows whose decodings share this key can share a batch (token limits are per row)."""
+        return (self.temperature, self.top_p, self.repetition_penalty, self.seed)
 
 
 @dataclass
@@ -99,31 +92,6 @@ class DoneEvent:
     stats: RowStats
 
 
-class _TokenQueue(BaseStreamer):
-    """Receives each step's new token ids from generate() and hands them to the consuming thread."""
-
-    def __init__(self):
-        self.queue: queue.Queue = queue.Queue()
-        self._prompt_seen = False
-
-    def put(self, value):
-        if not self._prompt_seen:  # generate() first pushes the prompt itself
-            self._prompt_seen = True
-            return
-        self.queue.put(value.reshape(-1).tolist())
-
-    def end(self):
-        self.queue.put(None)
-
-
-class _StopFlag(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs):
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
 class Engine:
     def __init__(self, loaded: LoadedModel):
         self.model = loaded.model
@@ -133,30 +101,28 @@ class Engine:
         self.dtype = loaded.dtype
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.adapters: dict[str, str] = {}  # adapter name -> folder it was loaded from
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the worker for each step; adapters change between steps
+        self._requests: queue.Queue[_Request] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        use_small_batch_products(self.model)
+        self.lora = LoraRuntime(self.model)
 
     # --- adapters -------------------------------------------------------------------------
     def ensure_adapter(self, name: str, path: str) -> None:
-        """Loads a peft LoRA adapter under `name` once; the base weights stay shared."""
+        """Loads a LoRA adapter under `name` once; the base weights stay shared."""
         with self._lock:
             if self.adapters.get(name) == str(path):
                 return
-            from peft import PeftModel
-
-            if name in getattr(self.model, "peft_config", {}):
-                self.model.delete_adapter(name)
-            if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
-            else:
-                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
-            self.model.eval()
+            self.lora.remove(name)
+            self.lora.add(name, path)
             self.adapters[name] = str(path)
 
     def forget_adapter(self, name: str) -> None:
         """Drops an adapter that was deleted or renamed, so a later one under the same name loads afresh."""
         with self._lock:
-            if self.adapters.pop(name, None) and self.adapters:
-                self.model.delete_adapter(name)  # peft keeps at least one adapter; the last stays until replaced
+            self.adapters.pop(name, None)
+            self.lora.remove(name)
 
     # --- prompts --------------------------------------------------------------------------
     def encode(self, messages: list[dict], max_new_tokens: int) -> tuple[list[int], list[str]]:
@@ -201,109 +167,97 @@ class Engine:
 
     # --- generation -----------------------------------------------------------------------
     def stream_rows(self, rows: list[Row], decoding: Decoding) -> Iterator[TextEvent | DoneEvent]:
-        """Generates all rows in one batch, yielding text as it is decoded and one DoneEvent per row."""
+        """Generates the rows (in one batch with whatever else the engine is running), yielding text as
+        it is decoded and one DoneEvent per row. Stopping the iteration stops the rows."""
         started = time.perf_counter()
         encoded = [self.encode(row.messages, decoding.max_new_tokens) for row in rows]
         stats = [RowStats(prompt_tokens=len(ids), notes=notes) for ids, notes in encoded]
-        inputs = self._left_padded([ids for ids, _ in encoded])
-        tokens_queue = _TokenQueue()
-        stop = threading.Event()
-        kwargs = dict(
-            **inputs,
-            **decoding.generate_kwargs(inputs["input_ids"].shape[-1]),
-            streamer=tokens_queue,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-            stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
-        )
-        failure: list[BaseException] = []
-        sequences = [ids for ids, _ in encoded]
-        worker = threading.Thread(
-            target=self._generate, args=(rows, sequences, kwargs, decoding.seed, tokens_queue, failure), daemon=True
-        )
-        worker.start()
-
+        request = _Request(rows, [ids for ids, _ in encoded], decoding)
+        self._submit(request)
         generated: list[list[int]] = [[] for _ in rows]
         emitted = ["" for _ in rows]
         finished = [False for _ in rows]
         try:
-            while (step := tokens_queue.queue.get()) is not None:
-                for index, token in enumerate(step):
-                    if finished[index]:
-                        continue
-                    if token == self.tokenizer.eos_token_id:
-                        finished[index] = True
-                        stats[index].total_s = time.perf_counter() - started
-                        yield DoneEvent(index, stats[index])
-                        continue
-                    generated[index].append(token)
-                    stats[index].completion_tokens += 1
-                    text = self.tokenizer.decode(generated[index], skip_special_tokens=True)
-                    if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                        continue
-                    delta = text[len(emitted[index]) :]
-                    if delta:
-                        if stats[index].ttft_s is None:
-                            stats[index].ttft_s = time.perf_counter() - started
-                        emitted[index] = text
-                        yield TextEvent(index, delta)
-            worker.join()
-            if failure:
-                raise failure[0]
-            for index in range(len(rows)):
-                if not finished[index]:
+            while not all(finished):
+                item = request.tokens.get()
+                if isinstance(item, BaseException):
+                    raise item
+                index, token, cut_off = item
+                if token is None:
+                    finished[index] = True
                     stats[index].total_s = time.perf_counter() - started
-                    stats[index].notes.append("The answer reached the max-new-tokens limit and was cut off.")
+                    if cut_off:
+                        stats[index].notes.append("The answer reached the max-new-tokens limit and was cut off.")
                     yield DoneEvent(index, stats[index])
+                    continue
+                generated[index].append(token)
+                stats[index].completion_tokens += 1
+                text = self.tokenizer.decode(generated[index], skip_special_tokens=True)
+                if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                    continue
+                delta = text[len(emitted[index]) :]
+                if delta:
+                    if stats[index].ttft_s is None:
+                        stats[index].ttft_s = time.perf_counter() - started
+                    emitted[index] = text
+                    yield TextEvent(index, delta)
         finally:
-            stop.set()  # a consumer that stops listening also stops the generation
+            request.cancelled.set()  # a consumer that stops listening also stops its rows
 
-    def _left_padded(self, sequences: list[list[int]]) -> dict:
-        width = max(len(ids) for ids in sequences)
-        pad = self.tokenizer.pad_token_id
-        input_ids = [[pad] * (width - len(ids)) + ids for ids in sequences]
-        mask = [[0] * (width - len(ids)) + [1] * len(ids) for ids in sequences]
-        return {
-            "input_ids": torch.tensor(input_ids, device=self.device),
-            "attention_mask": torch.tensor(mask, device=self.device),
-        }
+    def _submit(self, request: "_Request") -> None:
+        with self._worker_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._serve, name="lab-engine", daemon=True)
+                self._worker.start()
+        self._requests.put(request)
 
-    def _generate(self, rows, sequences, kwargs, seed, tokens_queue, failure) -> None:
-        try:
+    def _serve(self) -> None:
+        """The worker: runs one batch at a time, taking in new requests between steps. Requests with
+        other sampling settings wait for the running batch to end."""
+        held: list[_Request] = []
+        batch: DecodeBatch | None = None
+        while True:
+            if batch is None:
+                if not held:
+                    held.append(self._requests.get())  # idle until someone asks
+                batch = DecodeBatch(self.model, self.tokenizer.eos_token_id, held[0].decoding, self.lora)
+                torch.manual_seed(held[0].decoding.seed)
+            while not self._requests.empty():
+                held.append(self._requests.get())
+            joining = [request for request in held if request.decoding.batch_key == batch.decoding.batch_key]
+            held = [request for request in held if request.decoding.batch_key != batch.decoding.batch_key]
+            produced, ended = [], []
             with self._lock, torch.inference_mode():
-                adapter_names = None
-                if self.adapters:  # a PeftModel: choose the adapter per row
-                    adapter_names = kwargs["adapter_names"] = [row.adapter or BASE_ADAPTER for row in rows]
-                elif any(row.adapter for row in rows):
-                    raise ValueError("An adapter was requested but none is loaded.")
-                if len({len(ids) for ids in sequences}) > 1:
-                    kwargs["past_key_values"] = self._prefill_one_by_one(sequences, adapter_names)
-                torch.manual_seed(seed)
-                self.model.generate(**kwargs)
-        except BaseException as error:  # surfaced to the consumer, which re-raises it
-            failure.append(error)
-            tokens_queue.end()
+                for request in joining:
+                    self._join(batch, request)
+                batch.drop([row for row in batch.rows if row.owner.cancelled.is_set()])
+                if batch.rows:
+                    try:
+                        produced, ended = batch.step()
+                    except Exception as error:  # every row in the batch fails; the worker goes on
+                        for owner in {id(row.owner): row.owner for row in batch.rows}.values():
+                            owner.tokens.put(error)
+                        batch.drop(list(batch.rows))
+            for row, token in produced:
+                row.owner.tokens.put((row.index, token, False))
+            for row, cut_off in ended:
+                row.owner.tokens.put((row.index, None, cut_off))
+            if not batch.rows:
+                batch = None
 
-    def _prefill_one_by_one(self, sequences: list[list[int]], adapter_names: list[str] | None) -> DynamicCache:
-        """The KV cache of every prompt but its last token, computed row by row and left-padded into one.
-
-        Prefilling a left-padded batch spends compute on the padding: with two short plain prompts and
-        two long grounded ones, about 45% of it. generate() then starts from this cache and runs the
-        last prompt token of every row together; padded cache slots are masked out."""
-        width = max(len(ids) for ids in sequences) - 1
-        per_row = []
-        for index, ids in enumerate(sequences):
-            extra = {"adapter_names": [adapter_names[index]]} if adapter_names else {}
-            prompt = torch.tensor([ids[:-1]], device=self.device)
-            # logits_to_keep=1: the vocabulary projection of the prompt tokens would be thrown away
-            cache = self.model(input_ids=prompt, use_cache=True, logits_to_keep=1, **extra)
-            per_row.append(cache.past_key_values)
-        layers = []
-        for layer in range(len(per_row[0].layers)):
-            keys = [_pad_left(cache.layers[layer].keys, width) for cache in per_row]
-            values = [_pad_left(cache.layers[layer].values, width) for cache in per_row]
-            layers.append((torch.cat(keys), torch.cat(values)))
-        return DynamicCache(ddp_cache_data=layers, config=self.model.config)
+    def _join(self, batch: DecodeBatch, request: "_Request") -> None:
+        """Prefills the request's rows and adds them to the batch; a failure fails this request only."""
+        try:
+            for index, (row, prompt) in enumerate(zip(request.rows, request.prompts, strict=True)):
+                if row.adapter and row.adapter not in self.adapters:
+                    raise ValueError(f"The adapter {row.adapter!r} is not loaded.")
+                adapter = row.adapter or BASE_ADAPTER
+                live = LiveRow(request, index, adapter, request.decoding.max_new_tokens)
+                live.min_new_tokens = request.decoding.min_new_tokens
+                batch.join(live, prompt, batch.prefill(prompt, adapter))
+        except Exception as error:
+            batch.drop([row for row in batch.rows if row.owner is request])
+            request.tokens.put(error)
 
     def stream(self, messages: list[dict], adapter: str | None, decoding: Decoding) -> Iterator[str | RowStats]:
         """One conversation: yields text pieces, then its RowStats."""
@@ -311,6 +265,12 @@ class Engine:
             yield event.text if isinstance(event, TextEvent) else event.stats
 
 
-def _pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
-    """[1, heads, length, dim] -> [1, heads, width, dim], zeros in front."""
-    return torch.nn.functional.pad(states, (0, 0, width - states.shape[-2], 0))
+@dataclass
+class _Request:
+    """Rows one caller asked for; the worker puts (row, token, cut_off) tuples or an error in `tokens`."""
+
+    rows: list[Row]
+    prompts: list[list[int]]
+    decoding: Decoding
+    tokens: queue.Queue = field(default_factory=queue.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)

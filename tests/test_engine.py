@@ -3,6 +3,7 @@
 import torch
 from transformers import AutoModelForCausalLM, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
+from core.batch_decoder import penalise_repeats
 from core.engine import Decoding, DoneEvent, Row, TextEvent
 from core.model_store import model_source
 
@@ -49,15 +50,14 @@ def test_base_equals_the_plain_model_token_for_token(lab, sample):
     assert stats.prompt_tokens == ids["input_ids"].shape[1]
 
 
-def test_repetition_penalty_spares_the_prompt_and_hits_the_answer():
-    """RAG must be free to quote its sources: a token seen only in the prompt keeps its score, a token
-    the answer already used is penalised."""
-    (processor,) = Decoding(repetition_penalty=1.5).generate_kwargs(prompt_length=3)["logits_processor"]
-    sequence = torch.tensor([[7, 8, 9, 5]])  # three prompt tokens, then one answer token
-    scores = torch.full((1, 12), 2.0)
-    penalised = processor(sequence, scores.clone())
-    assert penalised[0, 7] == penalised[0, 8] == penalised[0, 9] == 2.0
-    assert penalised[0, 5] < 2.0
+def test_repetition_penalty_hits_each_rows_own_answer_only():
+    """RAG must be free to quote its sources: the penalty sees only the tokens a row's answer produced
+    (the prompt is never passed), and one row's tokens do not penalise another row."""
+    scores = torch.full((2, 12), 2.0)
+    scores[0, 6] = -2.0
+    penalise_repeats(scores, [[5, 6], []], RepetitionPenaltyLogitsProcessor(1.5))
+    assert scores[0, 5] == 2.0 / 1.5 and scores[0, 6] == -2.0 * 1.5  # positive scores divided, negative multiplied
+    assert torch.equal(scores[0, :5], torch.full((5,), 2.0)) and torch.equal(scores[1], torch.full((12,), 2.0))
 
 
 def test_adapter_row_differs_from_base_row_in_one_batch(lab, sample):
@@ -74,11 +74,11 @@ def test_adapter_row_differs_from_base_row_in_one_batch(lab, sample):
     assert set(done) == {0, 1}
     assert texts[0] == _generate_text(lab, QUESTION, None, Decoding(max_new_tokens=12))[0]
     # The adapter row ran the LoRA weights: its logits differ from the base model's.
-    ids = torch.tensor([lab.engine.encode(QUESTION, 1)[0]])
+    ids = torch.tensor([lab.engine.encode(QUESTION, 1)[0]] * 2)
     with torch.inference_mode():
-        base = lab.engine.model(input_ids=ids, adapter_names=["__base__"]).logits
-        tuned = lab.engine.model(input_ids=ids, adapter_names=[adapter.engine_name]).logits
-    assert not torch.equal(base, tuned)
+        lab.engine.lora.route(["__base__", adapter.engine_name])
+        logits = lab.engine.model(input_ids=ids).logits
+    assert not torch.equal(logits[0], logits[1])
 
 
 def test_over_long_input_is_truncated_with_a_note(lab):

@@ -1,0 +1,358 @@
+"""Times what a user waits for, against what they would use instead, in one run: decode speed against
+llama.cpp and the memory-bandwidth limit, fine-tuned against base, compare-all-four against one mode,
+RAG's first token, four concurrent users, cold start and peak memory, and training throughput.
+
+Ratios are measured side by side in this run, medians of RUNS runs after a warm-up. Prints a table,
+writes the "engine" section of bench/results.json and the table between the `bench:engine` markers in
+docs/benchmarks.md. Run with `make bench` (which installs llama-cpp-python; without it that column says
+so). Uses a throw-away data dir (the converted model is linked in) and a briefly trained adapter: LoRA
+speed does not depend on what the adapter learned.
+"""
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from bench.run_info import run_info
+from core.compare import Column
+from core.engine import Decoding, Row, TextEvent
+from core.finetune import train_adapter
+from core.lab import Lab
+from core.model_store import bundled_gguf_path
+from core.modes import MODES
+from core.scenario import load_scenario
+from core.settings import Settings
+from core.train_config import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "scenarios" / "lumen_support"
+QUESTIONS = [
+    "How many days do I have to return my bike?",
+    "Do you ship to Canada?",
+    "How long is the warranty on the frame?",
+    "Can I pay in instalments?",
+    "How do I reset the display?",
+]
+RUNS = 3
+NEW_TOKENS = 128
+FIXED = Decoding(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)  # equal work for every answer
+TARGETS = {
+    "decode_vs_llama_cpp": (">=", 0.5),
+    "finetuned_over_base": (">=", 0.9),
+    "compare_four_over_one": ("<=", 1.5),
+    "rag_first_token_s": ("<=", 1.0),
+    "four_users_over_one": ("<=", 1.8),
+    "cold_start_s": ("<=", 10.0),
+    "peak_rss_gb": ("<=", 1.5),
+}
+
+
+def median_of(measure, runs: int = RUNS) -> float:
+    return statistics.median(measure() for _ in range(runs))
+
+
+def read_bandwidth_gbs() -> float:
+    """Streaming read bandwidth: summing a 1 GB array, both cores, median of 5."""
+    data = torch.ones(256 * 1024 * 1024, dtype=torch.float32)
+    data.sum()
+
+    def once() -> float:
+        started = time.perf_counter()
+        data.sum()
+        return data.numel() * 4 / (time.perf_counter() - started) / 1e9
+
+    return median_of(once, 5)
+
+
+def engine_decode_rate(lab: Lab, messages: list[dict], adapter: str | None) -> float:
+    """Tokens per second after the first token, batch 1, NEW_TOKENS forced."""
+    first = last = None
+    for event in lab.engine.stream_rows([Row(messages, adapter)], FIXED):
+        if isinstance(event, TextEvent):
+            first = first or time.perf_counter()
+            last = time.perf_counter()
+    return (NEW_TOKENS - 1) / (last - first)
+
+
+def llama_cpp_decode_rate(prompt: str, eos_token_id: int) -> float | None:
+    """The same measurement with llama.cpp on the bundled GGUF and the same number of threads."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    llm = Llama(
+        model_path=str(bundled_gguf_path()), n_threads=torch.get_num_threads(), n_ctx=2048, verbose=False, seed=0
+    )
+
+    def once() -> float:
+        stamps = []
+        for _ in llm(prompt, max_tokens=NEW_TOKENS, temperature=0, logit_bias={eos_token_id: -1e9}, stream=True):
+            stamps.append(time.perf_counter())
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+    once()
+    return median_of(once)
+
+
+def first_token_s(lab: Lab, scenario, mode: str, question: str) -> float:
+    started = time.perf_counter()
+    stream = iter(lab.ask(scenario, mode, question))
+    next(stream)
+    waited = time.perf_counter() - started
+    stream.close()  # the engine drops the row
+    return waited
+
+
+def concurrent_wall(lab: Lab, scenario, questions: list[str]) -> float:
+    """Wall time for len(questions) users asking base-mode questions at the same moment."""
+    start = threading.Barrier(len(questions))
+    errors: list[BaseException] = []
+
+    def user(question: str) -> None:
+        try:
+            start.wait()
+            lab.ask(scenario, "base", question).collect()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=user, args=(q,)) for q in questions]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+COLD_START = """
+import resource, sys, time
+from pathlib import Path
+from core.lab import Lab
+from core.scenario import load_scenario
+from core.settings import Settings
+lab = Lab(Settings(data_dir=Path(sys.argv[1])))
+scenario = load_scenario(Path(sys.argv[2]))
+stream = iter(lab.ask(scenario, "base", sys.argv[3]))
+next(stream)
+print("FIRST", flush=True)
+for _ in stream:
+    pass
+for mode in ("rag", "finetuned", "hybrid"):
+    lab.ask(scenario, mode, sys.argv[3]).collect()
+print("RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+"""
+
+
+def cold_start(data_dir: Path, question: str) -> tuple[float, float]:
+    """(seconds from process start to the first answer token, peak RSS in GB after all four modes)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-c", COLD_START, str(data_dir), str(SCENARIO), question],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    first, rss_kb = None, None
+    for line in child.stdout:
+        if line.startswith("FIRST"):
+            first = time.perf_counter() - started
+        elif line.startswith("RSS_KB"):
+            rss_kb = int(line.split()[1])
+    if child.wait() != 0 or first is None or rss_kb is None:
+        raise RuntimeError("The cold-start process failed.")
+    return first, rss_kb / 1024 / 1024
+
+
+def meets(name: str, value: float | None) -> bool | None:
+    if value is None:
+        return None
+    sign, target = TARGETS[name]
+    return value >= target if sign == ">=" else value <= target
+
+
+def main() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
+    (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
+    settings = Settings(data_dir=data_dir)
+    scenario = load_scenario(SCENARIO)
+    train_started = time.perf_counter()
+    adapter = train_adapter(settings, scenario, TrainConfig(max_steps=6, batch_size=4, val_fraction=0.0))
+    train_wall = time.perf_counter() - train_started
+    lab = Lab(settings)
+    lab.ensure_ingested(scenario)
+    adapter = lab.load_adapter(scenario)
+    engine = lab.engine
+    messages = [{"role": "system", "content": scenario.system_prompt}, {"role": "user", "content": QUESTIONS[0]}]
+    lab.compare(scenario, [Column(mode) for mode in MODES], "Warm up.", decoding=Decoding(max_new_tokens=4)).collect()
+
+    bandwidth = read_bandwidth_gbs()
+    weight_bytes = sum(p.numel() * p.element_size() for p in engine.model.parameters())
+    base_rate = median_of(lambda: engine_decode_rate(lab, messages, None))
+    tuned_rate = median_of(lambda: engine_decode_rate(lab, messages, adapter.engine_name))
+    prompt = engine.tokenizer.decode(engine.encode(messages, NEW_TOKENS)[0])
+    llama_rate = llama_cpp_decode_rate(prompt, engine.tokenizer.eos_token_id)
+
+    lab.decoding = lambda: FIXED  # single answers use the same fixed-length decoding as the batch
+    one_mode = median_of(lambda: _wall(lambda: lab.ask(scenario, "base", QUESTIONS[0]).collect()))
+    columns = [Column(mode) for mode in MODES]
+    four_modes = median_of(
+        lambda: _wall(lambda: lab.compare(scenario, columns, QUESTIONS[0], decoding=FIXED).collect())
+    )
+    one_user = median_of(lambda: concurrent_wall(lab, scenario, QUESTIONS[:1]), 2)
+    four_users = median_of(lambda: concurrent_wall(lab, scenario, QUESTIONS[:4]), 2)
+    del lab.decoding
+    rag_first = statistics.median(first_token_s(lab, scenario, "rag", q) for q in QUESTIONS)
+    cold, peak_gb = cold_start(data_dir, QUESTIONS[0])
+
+    ratios = {
+        "decode_vs_llama_cpp": round(base_rate / llama_rate, 2) if llama_rate else None,
+        "finetuned_over_base": round(tuned_rate / base_rate, 2),
+        "compare_four_over_one": round(four_modes / one_mode, 2),
+        "rag_first_token_s": round(rag_first, 2),
+        "four_users_over_one": round(four_users / one_user, 2),
+        "cold_start_s": round(cold, 1),
+        "peak_rss_gb": round(peak_gb, 2),
+    }
+    knowledge_base = _last_section("knowledge_base")
+    results = {
+        **run_info(),
+        "dtype": str(engine.dtype).removeprefix("torch."),
+        "torch_threads": torch.get_num_threads(),
+        "new_tokens": NEW_TOKENS,
+        "runs": RUNS,
+        "read_bandwidth_gb_s": round(bandwidth, 1),
+        "weights_mb": round(weight_bytes / 1e6),
+        "base_tok_s": round(base_rate, 1),
+        "base_share_of_bandwidth_limit": round(weight_bytes * base_rate / (bandwidth * 1e9), 2),
+        "finetuned_tok_s": round(tuned_rate, 1),
+        "llama_cpp_tok_s": round(llama_rate, 1) if llama_rate else None,
+        "one_mode_wall_s": round(one_mode, 2),
+        "compare_four_wall_s": round(four_modes, 2),
+        "one_user_wall_s": round(one_user, 2),
+        "four_users_wall_s": round(four_users, 2),
+        "training_tokens_per_s": adapter.metadata["tokens_per_s"],
+        "training_wall_s": round(train_wall, 1),
+        "ratios": ratios,
+        "targets_met": {name: meets(name, value) for name, value in ratios.items()},
+    }
+    out = ROOT / "bench" / "results.json"
+    existing = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**existing, "engine": results}, indent=2) + "\n")
+    table = render_table(results, knowledge_base)
+    print(table)
+    _write_docs(table)
+    print(f"wrote {out} and docs/benchmarks.md", file=sys.stderr)
+
+
+def _wall(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _last_section(name: str) -> dict:
+    out = ROOT / "bench" / "results.json"
+    return json.loads(out.read_text()).get(name, {}) if out.exists() else {}
+
+
+def render_table(r: dict, kb: dict) -> str:
+    t = r["ratios"]
+    met = r["targets_met"]
+
+    def mark(name: str) -> str:
+        return {True: "met", False: "**missed**", None: "not measured"}[met[name]]
+
+    def target(name: str) -> str:
+        sign, value = TARGETS[name]
+        return f"{'≥' if sign == '>=' else '≤'} {value}"
+
+    llama = f"{r['llama_cpp_tok_s']} tok/s" if r["llama_cpp_tok_s"] else "llama-cpp-python not installed"
+    rows = [
+        (
+            "1. base decode ÷ llama.cpp (batch 1, 128 tokens)",
+            f"{r['base_tok_s']} ÷ {llama}",
+            t["decode_vs_llama_cpp"],
+            "decode_vs_llama_cpp",
+        ),
+        (
+            "   base decode as a share of the bandwidth limit",
+            f"{r['weights_mb']} MB × {r['base_tok_s']} tok/s ÷ {r['read_bandwidth_gb_s']} GB/s",
+            r["base_share_of_bandwidth_limit"],
+            None,
+        ),
+        (
+            "2. fine-tuned decode ÷ base decode",
+            f"{r['finetuned_tok_s']} ÷ {r['base_tok_s']} tok/s",
+            t["finetuned_over_base"],
+            "finetuned_over_base",
+        ),
+        (
+            "3. compare all four ÷ one mode (wall)",
+            f"{r['compare_four_wall_s']} ÷ {r['one_mode_wall_s']} s",
+            t["compare_four_over_one"],
+            "compare_four_over_one",
+        ),
+        (
+            "4. RAG time to first token (s, default k)",
+            "median of 5 questions",
+            t["rag_first_token_s"],
+            "rag_first_token_s",
+        ),
+        (
+            "5. four users at once ÷ one user (wall)",
+            f"{r['four_users_wall_s']} ÷ {r['one_user_wall_s']} s",
+            t["four_users_over_one"],
+            "four_users_over_one",
+        ),
+        ("6. cold start to first answer token (s)", "new process, data prepared", t["cold_start_s"], "cold_start_s"),
+        ("   peak RSS, all four modes used (GB)", "same process", t["peak_rss_gb"], "peak_rss_gb"),
+    ]
+    lines = [
+        f"Run {r['date']}, commit {r['commit']}, {r['machine']}, {r['dtype']}, {r['torch_threads']} threads; "
+        f"medians of {r['runs']} runs. GPU: none lent to this run.",
+        "",
+        "| measure | measured | value | target | |",
+        "|---|---|---|---|---|",
+    ]
+    for label, detail, value, name in rows:
+        lines.append(
+            f"| {label} | {detail} | {value} | {target(name) if name else ''} | {mark(name) if name else ''} |"
+        )
+    lines.append(
+        f"| 7. LoRA training throughput (6 steps, r=16, all linear layers) | {r['training_wall_s']} s with load | "
+        f"{r['training_tokens_per_s']} tok/s | | |"
+    )
+    if kb:
+        level = kb["levels"][min(kb["levels"], key=int)]
+        lines.append(
+            f"|    knowledge base ingest; search p50 / p95 at {level['chunks']} chunks "
+            f"(`bench.kb_time`, {kb['date'][:10]}) | {kb['ingest_chunks_per_s_overall']} chunks/s | "
+            f"{level['latency']['similarity']['p50_ms']} / {level['latency']['similarity']['p95_ms']} ms | | |"
+        )
+    return "\n".join(lines)
+
+
+def _write_docs(table: str) -> None:
+    docs = ROOT / "docs" / "benchmarks.md"
+    text = docs.read_text()
+    block = f"<!-- bench:engine -->\n{table}\n<!-- /bench:engine -->"
+    if "<!-- bench:engine -->" in text:
+        text = re.sub(r"<!-- bench:engine -->.*?<!-- /bench:engine -->", lambda _: block, text, flags=re.S)
+    else:
+        text += f"\n## Engine: `make bench`\n\n{block}\n"
+    docs.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Runs LoRA adapters at inference, per row, with forward hooks on the base model's linear layers.
+
+peft's inference wrappers cost every LoRA layer its Python dispatch on every step, and per-row
+`adapter_names` add an index-and-scatter even for rows without an adapter (measured here: a base row
+took 89 ms a step through peft against 66 ms for the plain model; an adapter row 125 ms). Here the
+base model stays plain; a hook on each adapted linear layer adds `lora_B(lora_A(x)) * scaling` to the
+rows that use the adapter, computed exactly as peft computes it, so answers are the same. A step with
+no adapter rows touches no LoRA weight.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+BASE_ADAPTER = "__base__"  # the per-row name for "no adapter"
+_UNSUPPORTED = ("use_dora", "lora_bias", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform")
+
+
+@dataclass
+class LoraWeights:
+    """One adapter: for each adapted linear layer (by its name in the base model), lora_A, lora_B, scaling."""
+
+    layers: dict[str, tuple[torch.Tensor, torch.Tensor, float]]
+
+
+def load_lora(path: str | Path, dtype: torch.dtype, device: str) -> LoraWeights:
+    """Reads a peft LoRA adapter folder (adapter_config.json + adapter_model.safetensors)."""
+    folder = Path(path)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    if config.get("peft_type") != "LORA":
+        raise ValueError(f"{folder.name} is not a LoRA adapter.")
+    used = [key for key in _UNSUPPORTED if config.get(key)]
+    if used:
+        raise ValueError(f"{folder.name} uses LoRA options the Lab's engine does not run: {', '.join(used)}.")
+    rank, alpha = config["r"], config["lora_alpha"]
+    scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+    # peft keeps adapter weights of a bf16/fp16 model in fp32 (autocast_adapter_dtype) and casts the input up
+    weight_dtype = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+    tensors = load_file(str(folder / "adapter_model.safetensors"), device=device)
+    layers = {}
+    for key, lora_a in tensors.items():
+        if not key.endswith(".lora_A.weight"):
+            continue
+        name = key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
+        lora_b = tensors[key.replace(".lora_A.", ".lora_B.")]
+        layers[name] = (lora_a.to(weight_dtype), lora_b.to(weight_dtype), scaling)
+    if not layers:
+        raise ValueError(f"{folder.name} holds no LoRA weights.")
+    return LoraWeights(layers)
+
+
+class LoraRuntime:
+    """The adapters loaded into one base model, and which rows of the next forward use which."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.adapters: dict[str, LoraWeights] = {}
+        self._plan: list[tuple[str, torch.Tensor | None]] = []  # (adapter, its rows, or None for all rows)
+        self._hooked: dict[str, torch.utils.hooks.RemovableHandle] = {}
+
+    def add(self, name: str, path: str | Path) -> None:
+        weights = load_lora(path, self.model.dtype, str(self.model.device))
+        modules = dict(self.model.named_modules())
+        missing = [layer for layer in weights.layers if layer not in modules]
+        if missing:
+            raise ValueError(f"The adapter {name!r} targets layers this model lacks: {missing[:3]}")
+        self.adapters[name] = weights
+        for layer in weights.layers:
+            if layer not in self._hooked:
+                self._hooked[layer] = modules[layer].register_forward_hook(self._hook(layer))
+
+    def remove(self, name: str) -> None:
+        self.adapters.pop(name, None)
+        needed = {layer for weights in self.adapters.values() for layer in weights.layers}
+        for layer in [layer for layer in self._hooked if layer not in needed]:
+            self._hooked.pop(layer).remove()
+
+    def route(self, row_adapters: list[str]) -> None:
+        """Sets which adapter each row of the next forward uses (BASE_ADAPTER: none)."""
+        distinct = list(dict.fromkeys(name for name in row_adapters if name != BASE_ADAPTER))
+        unknown = [name for name in distinct if name not in self.adapters]
+        if unknown:
+            raise ValueError(f"The adapter {unknown[0]!r} is not loaded.")
+        if len(distinct) == 1 and BASE_ADAPTER not in row_adapters:
+            self._plan = [(distinct[0], None)]
+            return
+        device = self.model.device
+        self._plan = [
+            (name, torch.tensor([i for i, row in enumerate(row_adapters) if row == name], device=device))
+            for name in distinct
+        ]
+
+    def _hook(self, layer: str):
+        def add_lora(module, inputs, output):
+            if not self._plan:
+                return None
+            x = inputs[0]
+            for name, rows in self._plan:
+                weights = self.adapters[name].layers.get(layer)
+                if weights is None:
+                    continue
+                lora_a, lora_b, scaling = weights
+                if rows is None:  # peft's single-adapter forward
+                    delta = torch.nn.functional.linear(torch.nn.functional.linear(x.to(lora_a.dtype), lora_a), lora_b)
+                    output = (output + delta * scaling).to(output.dtype)
+                else:  # peft's mixed-batch forward
+                    sub = x[rows].to(lora_a.dtype)
+                    delta = torch.nn.functional.linear(torch.nn.functional.linear(sub, lora_a), lora_b) * scaling
+                    output[rows] += delta.to(output.dtype)
+            return output
+
+        return add_lora
