@@ -135,7 +135,7 @@ def concurrent_wall(lab: Lab, scenario, questions: list[str]) -> float:
 
 
 COLD_START = """
-import resource, sys, time
+import sys
 from pathlib import Path
 from core.lab import Lab
 from core.scenario import load_scenario
@@ -149,7 +149,9 @@ for _ in stream:
     pass
 for mode in ("rag", "finetuned", "hybrid"):
     lab.ask(scenario, mode, sys.argv[3]).collect()
-print("RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+# VmHWM, not getrusage: ru_maxrss survives exec, so it would report the parent's size at fork
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("RSS_KB", peak.split()[1], flush=True)
 """
 
 

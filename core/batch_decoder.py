@@ -9,8 +9,11 @@ per-step machinery, and with three things generate() cannot do:
   someone else's answer to end.
 Each prompt is prefilled alone, all but its last token (no compute goes to padding); its cache is
 left-padded to the batch's width and its last token runs in the next step with everyone else's.
+The keys and values of a prompt's shared beginning (the system prompt, per adapter) are kept and
+reused, so a RAG question prefills only its sources and question.
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
@@ -64,6 +67,28 @@ def _pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(states, (0, 0, width - states.shape[-2], 0))
 
 
+class PrefixCache:
+    """Keys and values of recently used prompt beginnings, per adapter (LoRA changes them)."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._entries: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+
+    def get(self, adapter: str, tokens: tuple[int, ...]):
+        entry = self._entries.get((adapter, tokens))
+        if entry is not None:
+            self._entries.move_to_end((adapter, tokens))
+        return entry
+
+    def put(self, adapter: str, tokens: tuple[int, ...], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self._entries[(adapter, tokens)] = layers
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 def penalise_repeats(scores: torch.Tensor, generated: list[list[int]], penalty) -> None:
     """Applies the repetition penalty to each row's scores in place, for the tokens that row's answer
     has produced: never the prompt's, so RAG stays free to quote its sources."""
@@ -90,9 +115,10 @@ class LiveRow:
 class DecodeBatch:
     """A running batch: call `join` with prefilled rows, then `step` until `rows` is empty."""
 
-    def __init__(self, model, eos_token_id: int, decoding, lora: LoraRuntime):
+    def __init__(self, model, eos_token_id: int, decoding, lora: LoraRuntime, prefixes: PrefixCache):
         self.model = model
         self.lora = lora
+        self.prefixes = prefixes
         self.eos_token_id = eos_token_id
         self.decoding = decoding
         self.rows: list[LiveRow] = []
@@ -112,12 +138,24 @@ class DecodeBatch:
         )
 
     # --- rows in and out -------------------------------------------------------------------
-    def prefill(self, prompt: list[int], adapter: str | None):
-        """The cache of all but the prompt's last token, computed for this row alone."""
-        self.lora.route([adapter or BASE_ADAPTER])
-        ids = torch.tensor([prompt[:-1]], device=self.model.device)
+    def prefill(self, prompt: list[int], adapter: str | None, shared_length: int = 0):
+        """The cache of all but the prompt's last token, computed for this row alone. The first
+        `shared_length` tokens (a prefix other prompts share) come from the prefix cache when there."""
+        adapter = adapter or BASE_ADAPTER
+        self.lora.route([adapter])
+        device = self.model.device
+        cache = None
+        head = tuple(prompt[:shared_length]) if 0 < shared_length < len(prompt) - 1 else ()
+        if head:
+            layers = self.prefixes.get(adapter, head)
+            if layers is None:
+                computed = self.model(input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1)
+                layers = [(layer.keys, layer.values) for layer in computed.past_key_values.layers]
+                self.prefixes.put(adapter, head, layers)
+            cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)  # copies: the entry stays intact
+        ids = torch.tensor([prompt[len(head) : -1]], device=device)
         # logits_to_keep=1: the vocabulary projection of the prompt tokens would be thrown away
-        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+        return self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
 
     def join(self, row: LiveRow, prompt: list[int], cache: DynamicCache) -> None:
         """Adds a prefilled row; its last prompt token runs in the next step."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.batch_decoder import DecodeBatch, LiveRow
+from core.batch_decoder import DecodeBatch, LiveRow, PrefixCache
 from core.fast_linear import use_small_batch_products
 from core.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.model_store import LoadedModel
@@ -107,6 +107,7 @@ class Engine:
         self._worker_lock = threading.Lock()
         use_small_batch_products(self.model)
         self.lora = LoraRuntime(self.model)
+        self.prefixes = PrefixCache()  # system prompts' keys and values, per adapter
 
     # --- adapters -------------------------------------------------------------------------
     def ensure_adapter(self, name: str, path: str) -> None:
@@ -117,12 +118,14 @@ class Engine:
             self.lora.remove(name)
             self.lora.add(name, path)
             self.adapters[name] = str(path)
+            self.prefixes.clear()
 
     def forget_adapter(self, name: str) -> None:
         """Drops an adapter that was deleted or renamed, so a later one under the same name loads afresh."""
         with self._lock:
             self.adapters.pop(name, None)
             self.lora.remove(name)
+            self.prefixes.clear()
 
     # --- prompts --------------------------------------------------------------------------
     def encode(self, messages: list[dict], max_new_tokens: int) -> tuple[list[int], list[str]]:
@@ -157,6 +160,14 @@ class Engine:
             self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
         )
 
+    def _system_prompt_length(self, messages: list[dict], ids: list[int]) -> int:
+        """How many of the prompt's first tokens are its system message (0 if none): the part that
+        prompts share, worth caching."""
+        if not messages or messages[0]["role"] != "system":
+            return 0
+        system = list(self.tokenizer.apply_chat_template(messages[:1], tokenize=True, return_dict=False))
+        return len(system) if ids[: len(system)] == system else 0
+
     @staticmethod
     def _droppable_turn(messages: list[dict]) -> int | None:
         """Index of the oldest message that is neither the system prompt nor the last message."""
@@ -172,7 +183,8 @@ class Engine:
         started = time.perf_counter()
         encoded = [self.encode(row.messages, decoding.max_new_tokens) for row in rows]
         stats = [RowStats(prompt_tokens=len(ids), notes=notes) for ids, notes in encoded]
-        request = _Request(rows, [ids for ids, _ in encoded], decoding)
+        shared = [self._system_prompt_length(row.messages, ids) for row, (ids, _) in zip(rows, encoded, strict=True)]
+        request = _Request(rows, [ids for ids, _ in encoded], decoding, shared)
         self._submit(request)
         generated: list[list[int]] = [[] for _ in rows]
         emitted = ["" for _ in rows]
@@ -220,7 +232,7 @@ class Engine:
             if batch is None:
                 if not held:
                     held.append(self._requests.get())  # idle until someone asks
-                batch = DecodeBatch(self.model, self.tokenizer.eos_token_id, held[0].decoding, self.lora)
+                batch = DecodeBatch(self.model, self.tokenizer.eos_token_id, held[0].decoding, self.lora, self.prefixes)
                 torch.manual_seed(held[0].decoding.seed)
             while not self._requests.empty():
                 held.append(self._requests.get())
@@ -248,13 +260,15 @@ class Engine:
     def _join(self, batch: DecodeBatch, request: "_Request") -> None:
         """Prefills the request's rows and adds them to the batch; a failure fails this request only."""
         try:
-            for index, (row, prompt) in enumerate(zip(request.rows, request.prompts, strict=True)):
+            for index, (row, prompt, shared) in enumerate(
+                zip(request.rows, request.prompts, request.shared_lengths, strict=True)
+            ):
                 if row.adapter and row.adapter not in self.adapters:
                     raise ValueError(f"The adapter {row.adapter!r} is not loaded.")
                 adapter = row.adapter or BASE_ADAPTER
                 live = LiveRow(request, index, adapter, request.decoding.max_new_tokens)
                 live.min_new_tokens = request.decoding.min_new_tokens
-                batch.join(live, prompt, batch.prefill(prompt, adapter))
+                batch.join(live, prompt, batch.prefill(prompt, adapter, shared))
         except Exception as error:
             batch.drop([row for row in batch.rows if row.owner is request])
             request.tokens.put(error)
@@ -272,5 +286,6 @@ class _Request:
     rows: list[Row]
     prompts: list[list[int]]
     decoding: Decoding
+    shared_lengths: list[int]  # per row: leading tokens (the system prompt) worth the prefix cache
     tokens: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
