@@ -6,7 +6,7 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run test lint bench bench-context bench-eval clean
+.PHONY: setup prepare run test lint bench bench-training bench-kb bench-context bench-eval clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,17 @@ test: prepare
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# Everything a user waits for, against llama.cpp, in one run (~6 min; the first llama.cpp build adds ~6.5).
 bench: prepare
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	$(BIN)/python -m bench.engine_speed
+
+# The sample adapter's full training and the Trainer comparison (~8 min).
+bench-training: prepare
 	$(BIN)/python -m bench.train_time
-	$(BIN)/python -m bench.compare_time
+
+# Knowledge base ingest and search at 1k and 20k chunks (~15 min; `--quick` for 1k and 3k).
+bench-kb: prepare
 	$(BIN)/python -m bench.kb_time
 
 # Hybrid with and without context-aware training (two adapters and the eval set: ~20 minutes on 2 cores).

@@ -59,6 +59,12 @@ def median_of(measure, runs: int = RUNS) -> float:
     return statistics.median(measure() for _ in range(runs))
 
 
+def interleaved_medians(first, second, runs: int = RUNS) -> tuple[float, float]:
+    """Medians of two measurements taken in turn, so drift in the machine's speed hits both alike."""
+    pairs = [(first(), second()) for _ in range(runs)]
+    return statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
+
+
 def read_bandwidth_gbs() -> float:
     """Streaming read bandwidth: summing a 1 GB array, both cores, median of 5."""
     data = torch.ones(256 * 1024 * 1024, dtype=torch.float32)
@@ -200,8 +206,9 @@ def main() -> None:
 
     bandwidth = read_bandwidth_gbs()
     weight_bytes = sum(p.numel() * p.element_size() for p in engine.model.parameters())
-    base_rate = median_of(lambda: engine_decode_rate(lab, messages, None))
-    tuned_rate = median_of(lambda: engine_decode_rate(lab, messages, adapter.engine_name))
+    base_rate, tuned_rate = interleaved_medians(
+        lambda: engine_decode_rate(lab, messages, None), lambda: engine_decode_rate(lab, messages, adapter.engine_name)
+    )
     prompt = engine.tokenizer.decode(engine.encode(messages, NEW_TOKENS)[0])
     llama_rate = llama_cpp_decode_rate(prompt, engine.tokenizer.eos_token_id)
 

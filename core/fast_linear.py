@@ -5,7 +5,7 @@ same product written `(W @ x.T).T` streams the weights once. Measured here over 
 linear layers in fp32: 4 rows took 78 ms as `x @ W.T` against 35 ms as `(W @ x.T).T`, and one row
 43 ms either way. For one row both forms give bit-identical results; for several, each row's result
 may differ in the last bits from computing it alone (as `x @ W.T` already does), which greedy decoding
-does not notice (tests/test_engine_speed.py checks the tokens). Prefill (many rows) is unchanged.
+does not notice (tests/test_engine_worker.py checks the tokens). Prefill (many rows) is unchanged.
 """
 
 import torch

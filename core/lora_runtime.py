@@ -95,6 +95,8 @@ class LoraRuntime:
         ]
 
     def _hook(self, layer: str):
+        linear = torch.nn.functional.linear
+
         def add_lora(module, inputs, output):
             if not self._plan:
                 return None
@@ -105,12 +107,11 @@ class LoraRuntime:
                     continue
                 lora_a, lora_b, scaling = weights
                 if rows is None:  # peft's single-adapter forward
-                    delta = torch.nn.functional.linear(torch.nn.functional.linear(x.to(lora_a.dtype), lora_a), lora_b)
-                    output = (output + delta * scaling).to(output.dtype)
+                    lora_x = x if x.dtype == lora_a.dtype else x.to(lora_a.dtype)
+                    output = output + linear(linear(lora_x, lora_a), lora_b) * scaling
                 else:  # peft's mixed-batch forward
                     sub = x[rows].to(lora_a.dtype)
-                    delta = torch.nn.functional.linear(torch.nn.functional.linear(sub, lora_a), lora_b) * scaling
-                    output[rows] += delta.to(output.dtype)
-            return output
+                    output[rows] += (linear(linear(sub, lora_a), lora_b) * scaling).to(output.dtype)
+            return output if output.dtype == x.dtype else output.to(x.dtype)
 
         return add_lora

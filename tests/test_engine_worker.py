@@ -73,21 +73,22 @@ def reference(lab, sample):
 def test_every_mode_equals_generate_alone_and_in_one_mixed_batch(lab, sample, reference):
     """The engine's loop (in-place cache, own LoRA hooks, fast small-batch products) gives generate()'s
     greedy tokens: base on the plain model, fine-tuned and hybrid on peft's model of the same adapter."""
-    for question in QUESTIONS:
+    for question in QUESTIONS:  # the second question reuses the cached system prompt
         rows = mode_rows(lab, sample, question)
         expected = {mode: reference(row) for mode, row in rows.items()}
         assert expected["base"] != expected["finetuned"]  # the adapter changes the answer: the check can fail
-        alone = {mode: run_rows(lab.engine, [row])[0] for mode, row in rows.items()}
         batched = dict(zip(rows, run_rows(lab.engine, list(rows.values())), strict=True))
-        assert alone == expected
         assert batched == expected
+        if question == QUESTIONS[0]:
+            assert {mode: run_rows(lab.engine, [row])[0] for mode, row in rows.items()} == expected
 
 
 def test_concurrent_callers_each_get_their_own_answer(lab, sample):
     """Eight callers at once, base and adapter rows mixed, share the worker's batches: each answer equals
     the same request made alone, and nothing fails."""
     rows = [row for question in QUESTIONS for row in mode_rows(lab, sample, question).values()]
-    serial = [run_rows(lab.engine, [row])[0] for row in rows]
+    short = Decoding(max_new_tokens=16)
+    serial = [run_rows(lab.engine, [row], short)[0] for row in rows]
     results: dict[int, str] = {}
     errors: list[BaseException] = []
     start = threading.Barrier(len(rows))
@@ -95,7 +96,7 @@ def test_concurrent_callers_each_get_their_own_answer(lab, sample):
     def caller(index: int) -> None:
         try:
             start.wait()
-            results[index] = run_rows(lab.engine, [rows[index]])[0]
+            results[index] = run_rows(lab.engine, [rows[index]], short)[0]
         except BaseException as error:
             errors.append(error)
 
