@@ -259,6 +259,8 @@ class Engine:
 
     def _join(self, batch: DecodeBatch, request: "_Request") -> None:
         """Prefills the request's rows and adds them to the batch; a failure fails this request only."""
+        if request.cancelled.is_set():  # its caller left while it waited
+            return
         try:
             for index, (row, prompt, shared) in enumerate(
                 zip(request.rows, request.prompts, request.shared_lengths, strict=True)
@@ -266,8 +268,9 @@ class Engine:
                 if row.adapter and row.adapter not in self.adapters:
                     raise ValueError(f"The adapter {row.adapter!r} is not loaded.")
                 adapter = row.adapter or BASE_ADAPTER
-                live = LiveRow(request, index, adapter, request.decoding.max_new_tokens)
-                live.min_new_tokens = request.decoding.min_new_tokens
+                live = LiveRow(
+                    request, index, adapter, request.decoding.max_new_tokens, request.decoding.min_new_tokens
+                )
                 batch.join(live, prompt, batch.prefill(prompt, adapter, shared))
         except Exception as error:
             batch.drop([row for row in batch.rows if row.owner is request])
