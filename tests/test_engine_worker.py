@@ -13,7 +13,7 @@ from core.engine import Decoding, DoneEvent, Row, TextEvent
 from core.model_store import model_source
 from core.prompts import grounded_messages
 
-DECODING = Decoding(max_new_tokens=32)
+DECODING = Decoding(max_new_tokens=24)
 QUESTIONS = ["How many days do I have to return a bike?", "Do you ship to Canada?"]
 
 
