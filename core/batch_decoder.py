@@ -106,7 +106,7 @@ class LiveRow:
 
     owner: object  # the request it belongs to (routing only)
     index: int  # its index within that request
-    adapter: str  # peft adapter name, or BASE_ADAPTER
+    adapter: str  # a name loaded in core.lora_runtime, or BASE_ADAPTER
     max_new_tokens: int
     min_new_tokens: int = 0
     generated: list[int] = field(default_factory=list)
