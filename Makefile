@@ -24,7 +24,14 @@ prepare: setup
 run: prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-test: prepare
+# Debian's chromium for the browser tests (Playwright cannot download its own browser here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium
+
+test: prepare $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

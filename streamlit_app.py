@@ -3,7 +3,8 @@
 import streamlit as st
 
 from core.modes import MODE_LABELS, MODES
-from ui.sidebar import EXTRA_PAGES, MODE_ICONS
+from ui.access import require_access
+from ui.sidebar import EXTRA_PAGES, MODE_ICONS, configure_page
 
 # The sidebar's links come from ui.sidebar, so they look the same even when Streamlit serves a
 # pages/ script directly (a server's very first session opened on a sub-page skips the router).
@@ -13,4 +14,6 @@ navigation = st.navigation(
     + [st.Page(path, title=title, icon=icon) for path, title, icon in EXTRA_PAGES],
     position="hidden",
 )
+configure_page()
+require_access()  # nothing but the login renders until the visitor is in
 navigation.run()

@@ -444,10 +444,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message says it all (no traceback). core.knowledge_base is slow to import, so it
+    is imported only once something has failed."""
+    from core.knowledge_base import KnowledgeBaseBusy
+
+    return (ScenarioError, MissingModelError, AdapterNotReady, ValueError, KnowledgeBaseBusy)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ScenarioError, MissingModelError, AdapterNotReady, ValueError) as error:
+    except Exception as error:
+        if not isinstance(error, _user_errors()):
+            raise
         _say(f"error: {error}")
         return 2

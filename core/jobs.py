@@ -21,7 +21,7 @@ from core.eval_store import save_run
 from core.evaluation import EvalConfig, EvalProgress, Stopped, run_evaluation
 from core.finetune import Cancelled, Progress, train_adapter
 from core.grounding import source_metadata
-from core.scenario import load_scenario
+from core.scenario import Scenario, load_scenario
 from core.settings import Settings
 from core.train_config import TrainConfig
 
@@ -47,20 +47,7 @@ def submit_training(
     scenario = load_scenario(scenario_path)
     config = config or TrainConfig()
     dataset = Path(dataset or scenario.train_path).resolve()
-    with connect(settings.data_dir) as db:
-        job_id = db.execute(
-            "INSERT INTO jobs (kind, scenario, scenario_path, status, config, dataset, source_dataset, phase, "
-            "created_at, heartbeat_at) VALUES ('train', ?, ?, 'queued', ?, ?, ?, 'Waiting for its turn', ?, ?)",
-            (
-                scenario.name,
-                str(scenario.path),
-                json.dumps(asdict(config)),
-                str(dataset),
-                str(Path(source_dataset or dataset).resolve()),
-                _now(),
-                _now(),
-            ),
-        ).lastrowid
+    job_id = _queue(settings, "train", scenario, asdict(config), dataset, Path(source_dataset or dataset).resolve())
     _spawn_worker(settings, job_id)
     return job_id
 
@@ -68,14 +55,35 @@ def submit_training(
 def submit_evaluation(settings: Settings, scenario_path: Path, config: EvalConfig) -> int:
     """Queues an evaluation run and starts its process; the finished run is saved (core.eval_store)."""
     scenario = load_scenario(scenario_path)
-    with connect(settings.data_dir) as db:
-        job_id = db.execute(
-            "INSERT INTO jobs (kind, scenario, scenario_path, status, config, phase, created_at, heartbeat_at) "
-            "VALUES ('eval', ?, ?, 'queued', ?, 'Waiting for its turn', ?, ?)",
-            (scenario.name, str(scenario.path), json.dumps(config.to_dict()), _now(), _now()),
-        ).lastrowid
+    job_id = _queue(settings, "eval", scenario, config.to_dict())
     _spawn_worker(settings, job_id)
     return job_id
+
+
+def _queue(
+    settings: Settings,
+    kind: str,
+    scenario: Scenario,
+    config: dict,
+    dataset: Path | None = None,
+    source: Path | None = None,
+) -> int:
+    """Records a queued job; the caller starts its process."""
+    with connect(settings.data_dir) as db:
+        return db.execute(
+            "INSERT INTO jobs (kind, scenario, scenario_path, status, config, dataset, source_dataset, phase, "
+            "created_at, heartbeat_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, 'Waiting for its turn', ?, ?)",
+            (
+                kind,
+                scenario.name,
+                str(scenario.path),
+                json.dumps(config),
+                dataset and str(dataset),
+                source and str(source),
+                _now(),
+                _now(),
+            ),
+        ).lastrowid
 
 
 def _spawn_worker(settings: Settings, job_id: int) -> None:

@@ -7,10 +7,16 @@ with a new chunk size builds a second collection and switches to it in one commi
 
 Chroma is used directly (not through langchain-chroma) so that one query returns scores and, for
 MMR, the candidates' vectors; embeddings, splitting and MMR come from LangChain.
+
+One process at a time writes an embedded store: every write (one document, a delete, a re-index,
+the clean-up on open) holds a lock file beside the store, and a second process that wants to write
+meanwhile gets `KnowledgeBaseBusy` after a short wait instead of interleaving with it. Reads never
+wait for it.
 """
 
 import contextlib
 import hashlib
+import os
 import threading
 import time
 from collections import Counter
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import chromadb
 import numpy as np
+from filelock import FileLock, Timeout
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -27,13 +34,22 @@ from core.kb_manifest import DocumentInfo, Manifest, RetrievalSettings, text_sha
 from core.loaders import SUPPORTED_SUFFIXES, ParsedText, UnreadableDocument, parse_file
 
 EMBED_BATCH = 64  # chunks embedded and written per step (progress is reported per step)
+# How long a write waits for another process's write to the same embedded store before giving up.
+# Writes are one document each, so a wait this short is enough unless the other one is a big upload
+# or a re-index, and then the user is told at once rather than left with a spinner.
+WRITER_WAIT_S = 3.0
 
 _clients: dict[str, chromadb.ClientAPI] = {}
+_writer_locks: dict[str, FileLock] = {}
 _clients_lock = threading.Lock()
 
 
 class ChromaUnavailable(RuntimeError):
     """The configured Chroma server did not answer."""
+
+
+class KnowledgeBaseBusy(RuntimeError):
+    """Another process is writing the embedded store; the message says which, fit to show a user."""
 
 
 def chroma_client(store_dir: Path, host: str | None = None, port: int = 8000) -> chromadb.ClientAPI:
@@ -55,6 +71,43 @@ def chroma_client(store_dir: Path, host: str | None = None, port: int = 8000) ->
                 Path(key).mkdir(parents=True, exist_ok=True)
                 _clients[key] = chromadb.PersistentClient(path=key, settings=settings)
         return _clients[key]
+
+
+def writer_lock(client: chromadb.ClientAPI) -> FileLock | None:
+    """The lock that lets one process at a time write an embedded store (None for a server, which
+    orders writes itself). One object per store and process, shared by its threads and scenarios.
+
+    It is held per write operation, not for the life of the writing process. Process-lifetime would
+    make the first process to write the only one that ever can: a second app process, `python -m core
+    kb add` or an evaluation job's ingest would fail until it exits. Per operation they take turns,
+    and a process killed mid-write frees the lock with its file descriptor (flock): there is never a
+    stale lock to clear. Taking turns is safe because Chroma 1.x writes through its SQLite log, and a
+    process that writes first brings its vector index up to date from that log, other processes'
+    writes included. What it does not give: a process that has not written since another one did
+    searches an index without the other's newest chunks until it writes or restarts (counts and
+    chunk lists are current). Several app processes on one index are what a Chroma server is for.
+    """
+    settings = client.get_settings()
+    if not settings.is_persistent:
+        return None
+    path = str(Path(settings.persist_directory).resolve()) + ".lock"  # beside the store, not among Chroma's files
+    with _clients_lock:
+        if path not in _writer_locks:
+            # thread_local=False: the threads of this process share the hold; KnowledgeBase orders them.
+            _writer_locks[path] = FileLock(path, thread_local=False, preserve_lock_file=True, on_acquired=_write_pid)
+        return _writer_locks[path]
+
+
+def _write_pid(fd: int) -> None:
+    """Records the holder in the lock file, for the message the next writer gets."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def _holder(lock: FileLock) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        return f"another process (pid {int(Path(lock.lock_file).read_text())})"
+    return "another process"
 
 
 @dataclass(frozen=True)
@@ -109,10 +162,33 @@ class KnowledgeBase:
         self.embeddings = embeddings
         self.manifest = Manifest(data_dir, scenario, defaults)
         self.client = client or chroma_client(Path(data_dir) / "chroma")
-        self._write_lock = threading.RLock()
+        self._write_lock = threading.RLock()  # this process's threads, one write at a time
+        self._store_lock = writer_lock(self.client)  # other processes
         self._collections: dict[int, object] = {}
+        try:
+            with self._writing(wait_s=0):
+                self._reconcile()
+        except KnowledgeBaseBusy:
+            pass  # the process writing now may be mid-document: its chunks are not strays; the next open tidies
+
+    @contextlib.contextmanager
+    def _writing(self, wait_s: float = WRITER_WAIT_S):
+        """Held around every write to the store; raises KnowledgeBaseBusy if another process keeps it."""
         with self._write_lock:
-            self._reconcile()
+            if self._store_lock is None:
+                yield
+                return
+            try:
+                self._store_lock.acquire(timeout=wait_s)
+            except Timeout:
+                raise KnowledgeBaseBusy(
+                    f"The knowledge base is being written by {_holder(self._store_lock)}; "
+                    "try again when it has finished. Searches still work meanwhile."
+                ) from None
+            try:
+                yield
+            finally:
+                self._store_lock.release()
 
     # --- settings -------------------------------------------------------------------------------
     @property
@@ -166,8 +242,9 @@ class KnowledgeBase:
     def add_text(self, name: str, parsed: ParsedText, origin_sha: str | None = None, progress=None) -> int:
         """Adds or replaces document `name`; returns the chunks written (0: same text already indexed).
         `origin_sha` marks an import from the scenario's docs/ (the file's text); an upload or edit
-        keeps the document's origin. progress(done, total) is called as chunks are embedded."""
-        with self._write_lock:
+        keeps the document's origin. progress(done, total) is called as chunks are embedded.
+        Raises KnowledgeBaseBusy, changing nothing, while another process writes the store."""
+        with self._writing():
             sha = self.manifest.save_text(parsed.text)
             current = self.manifest.document(name)
             if origin_sha is None and current:
@@ -186,7 +263,7 @@ class KnowledgeBase:
 
     def delete_document(self, name: str) -> int:
         """Removes a document and its chunks; returns how many chunks went."""
-        with self._write_lock:
+        with self._writing():
             document = self.manifest.document(name)
             if document is None or document.text_sha is None:
                 raise KeyError(f"no document named {name!r} in {self.scenario}")
@@ -200,7 +277,7 @@ class KnowledgeBase:
     def reindex(self, chunk_size: int, chunk_overlap: int, progress=None) -> ReindexReport:
         """Re-chunks every document into a fresh collection, then switches to it in one commit."""
         started = time.perf_counter()
-        with self._write_lock:
+        with self._writing():
             old = self.settings
             new = RetrievalSettings.from_dict(
                 {**old.to_dict(), "chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
@@ -294,13 +371,18 @@ class KnowledgeBase:
             return []
         mmr = settings.search_type == "mmr"
         vector = self.embeddings.embed_query(query)
+        current = self._current_shas()
+        if not current:
+            return []
         slack = 8  # room for chunks of a version being replaced right now, which are dropped below
         found = self._collection().query(  # asking for more than the store holds returns what there is
             query_embeddings=[vector],
             n_results=(settings.fetch_k if mmr else settings.k) + slack,
+            # Only chunks of committed texts compete: a long document being written now (by this process
+            # or another) or left by a crash would otherwise fill every place and leave no answer.
+            where={"text_sha": {"$in": sorted(set(current.values()))}},
             include=["documents", "metadatas", "distances"] + (["embeddings"] if mmr else []),
         )
-        current = self._current_shas()
         hits = []
         for index, (text, meta, distance) in enumerate(
             zip(found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True)

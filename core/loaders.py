@@ -2,8 +2,10 @@
 
 Text files are decoded here rather than by TextLoader so that non-UTF-8 files are read as far as
 they can be and the user is told what was guessed or replaced. Every result is cleaned of
-invisible characters (zero-width, bidi controls, other control codes) that could hide text from a
-reader but not from the model. Raises UnreadableDocument with a message fit to show a user.
+invisible characters (zero-width, bidi controls, Unicode tags, other control codes) that could hide
+text from a reader but not from the model, and an HTML page of the elements a browser would not
+show (judged from inline styles only: a stylesheet class that hides text is not resolved). Raises
+UnreadableDocument with a message fit to show a user.
 """
 
 import codecs
@@ -20,10 +22,22 @@ with warnings.catch_warnings():  # langchain-community announces its sunset on i
 
 SUPPORTED_SUFFIXES = (".md", ".txt", ".pdf", ".html", ".htm", ".docx")
 
-# Zero-width and bidi formatting characters, and C0/C1 controls other than tab and newline.
+# Zero-width and bidi formatting characters, C0/C1 controls other than tab and newline, and the Unicode
+# tag characters and supplementary variation selectors, which render as nothing yet can spell out a
+# whole instruction that a model reads ("ASCII smuggling").
 _INVISIBLE = re.compile(
-    r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\x00-\x08\x0b-\x1f\x7f-\x9f]"
+    r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\x00-\x08\x0b-\x1f\x7f-\x9f"
+    r"\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
 )
+# Inline styles that hide an element; white text only counts where no background is set inline.
+_HIDDEN_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*hidden|(?:font-size|opacity)\s*:\s*0+(?:\.0*)?[a-z%]*\s*(?:;|!|$)",
+    re.IGNORECASE,
+)
+_WHITE_TEXT = re.compile(
+    r"(?<![-\w])color\s*:\s*(?:white\b|#fff(?:fff)?\b|rgba?\(\s*255\s*,\s*255\s*,\s*255\b)", re.IGNORECASE
+)
+_BACKGROUND = re.compile(r"background", re.IGNORECASE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -54,14 +68,40 @@ def parse_file(path: Path, display_name: str | None = None) -> ParsedText:
         parsed = ParsedText(_load_with(Docx2txtLoader(str(path)), name, "Word document"))
     else:
         html = decode_text(data)
+        page, hidden = _drop_hidden(html.text)
+        notes = html.notes + (
+            [f"removed {hidden} hidden HTML element(s) (text a browser would not show)"] if hidden else []
+        )
         with tempfile.TemporaryDirectory() as folder:  # the loader reads a file: give it the decoded text
             utf8 = Path(folder) / "page.html"
-            utf8.write_text(html.text, encoding="utf-8")
+            utf8.write_text(page, encoding="utf-8")
             loader = BSHTMLLoader(
                 utf8, open_encoding="utf-8", bs_kwargs={"features": "html.parser"}, get_text_separator="\n"
             )
-            parsed = ParsedText(_load_with(loader, name, "HTML page"), html.notes)
+            parsed = ParsedText(_load_with(loader, name, "HTML page"), notes)
     return clean(parsed, name)
+
+
+def _drop_hidden(html: str) -> tuple[str, int]:
+    """The page without the elements a browser would not show (the hidden attribute; inline display:none,
+    visibility:hidden, zero font size or opacity; white text on no inline background), and how many went."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    removed = 0
+    stack = [(soup, False)]  # (element, whether it or an ancestor sets a background); no recursion: pages nest deep
+    while stack:
+        element, shaded = stack.pop()
+        for child in element.find_all(True, recursive=False):
+            style = child.get("style") or ""
+            child_shaded = shaded or bool(_BACKGROUND.search(style))
+            white = _WHITE_TEXT.search(style) and not child_shaded
+            if child.has_attr("hidden") or _HIDDEN_STYLE.search(style) or white:
+                child.decompose()
+                removed += 1
+            else:
+                stack.append((child, child_shaded))
+    return (str(soup) if removed else html), removed
 
 
 def decode_text(data: bytes) -> ParsedText:

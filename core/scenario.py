@@ -59,6 +59,8 @@ def load_scenario(path: str | Path) -> Scenario:
         meta = tomllib.loads(manifest.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ScenarioError(f"{manifest}: not valid TOML ({error})") from error
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise ScenarioError(f"{manifest}: not valid TOML (nested too deeply)") from None
     report = Report()
     name = meta.get("name", path.name)
     if not isinstance(name, str) or not SCENARIO_NAME.match(name):
@@ -67,11 +69,8 @@ def load_scenario(path: str | Path) -> Scenario:
         if key in meta and not isinstance(meta[key], str):
             report.add(str(manifest), f"{key} must be a string")
     style_regex = meta.get("style_regex") or None
-    if isinstance(style_regex, str):
-        try:
-            re.compile(style_regex)
-        except re.error as error:
-            report.add(str(manifest), f"style_regex does not compile ({error})")
+    if isinstance(style_regex, str) and (problem := regex_problem(style_regex)):
+        report.add(str(manifest), f"style_regex does not compile ({problem})")
     if report.problems:
         raise ScenarioError("\n".join(report.problems))
     return Scenario(
@@ -82,6 +81,18 @@ def load_scenario(path: str | Path) -> Scenario:
         style_regex=style_regex,
         path=path.resolve(),
     )
+
+
+def regex_problem(pattern, flags: int = 0) -> str | None:
+    """Why `pattern` is not a usable regex, or None. `re` raises more than re.error: OverflowError for
+    a huge repeat count, RecursionError for deep nesting, TypeError for a non-string."""
+    try:
+        re.compile(pattern, flags)
+    except (re.error, OverflowError, TypeError) as error:
+        return str(error)
+    except RecursionError:
+        return "nested too deeply"
+    return None
 
 
 def list_scenarios(*roots: str | Path) -> list[Scenario]:
@@ -129,14 +140,17 @@ def create_scenario(root: Path, title: str, description: str, taken: set[str], s
 
 
 def _toml_string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def read_jsonl(path: Path, report: Report) -> list[tuple[int, dict]]:
     """(line number, object) for each non-blank line; bad lines are reported, not raised."""
     rows = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # Split on newlines only: str.splitlines() also splits at U+2028, U+0085 and others, which a
+        # JSON string may hold unescaped.
+        lines = path.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as error:
         report.add(str(path), f"not UTF-8 text ({error})")
         return rows
@@ -147,6 +161,10 @@ def read_jsonl(path: Path, report: Report) -> list[tuple[int, dict]]:
             value = json.loads(line)
         except json.JSONDecodeError as error:
             report.add(f"{path}:{number}", f"bad JSON ({error.msg})")
+            continue
+        except (ValueError, RecursionError) as error:  # a number over 4,300 digits; arrays nested too deeply
+            reason = "nested too deeply" if isinstance(error, RecursionError) else "a number too long"
+            report.add(f"{path}:{number}", f"bad JSON ({reason})")
             continue
         if not isinstance(value, dict):
             report.add(f"{path}:{number}", "each line must be a JSON object")
@@ -171,6 +189,9 @@ def _check_eval(path: Path, report: Report) -> list[dict]:
         if missing:
             report.add(where, f"missing {', '.join(missing)}")
             continue
+        if not isinstance(row["id"], str | int) or not isinstance(row["question"], str):
+            report.add(where, "id must be a string or a number, and question a string")
+            continue
         if row["kind"] not in EVAL_KINDS:
             report.add(where, f"kind must be one of {', '.join(EVAL_KINDS)}")
         if row["id"] in seen:
@@ -181,10 +202,8 @@ def _check_eval(path: Path, report: Report) -> list[dict]:
             report.add(where, "must_include must be a list of regexes")
             continue
         for pattern in patterns:
-            try:
-                re.compile(pattern, re.IGNORECASE)
-            except (re.error, TypeError) as error:
-                report.add(where, f"must_include {pattern!r} does not compile ({error})")
+            if problem := regex_problem(pattern, re.IGNORECASE):
+                report.add(where, f"must_include {pattern!r} does not compile ({problem})")
         questions.append(row)
     return questions
 

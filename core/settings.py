@@ -6,10 +6,16 @@ Secrets are SecretStr: they print as '**********' and reach only the client that
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 BUNDLED_MODEL = "bundled"
 SECRETS_TOML = Path(".streamlit/secrets.toml")
@@ -114,6 +120,31 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(20, ge=1, le=1000, description="Largest document accepted for upload.")
     parse_timeout_s: float = Field(30.0, gt=0, description="An upload that takes longer to parse is refused.")
     parse_memory_mb: int = Field(1536, ge=256, description="Address-space limit of the process that parses an upload.")
+
+    # Access for shared demos (core/access.py); unset: no login, everyone may do everything.
+    password: SecretStr | None = Field(
+        None, description="Password every visitor must enter before any page shows; never shown or logged."
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="Password that also allows training and deleting; never shown or logged."
+    )
+    admin_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="With an [auth] login in secrets.toml: the e-mail addresses (comma list) that are admins.",
+    )
+
+    @field_validator("password", "admin_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value):
+        # LAB_PASSWORD= (empty) must not become a password that an empty form field matches
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _email_list(cls, value):
+        items = value.split(",") if isinstance(value, str) else value or []
+        return [item.strip().lower() for item in items if item.strip()]
 
 
 @lru_cache(maxsize=1)

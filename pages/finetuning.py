@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.safe_text import escape_markdown
+from ui.access import is_admin
 from ui.finetuning import (
     choose_dataset,
     dataset_report,
@@ -31,8 +32,10 @@ train, adapters, history = st.tabs(
 )
 with train:
     source = choose_dataset(scenario)
-    if source is None:
+    if source is None and is_admin():
         st.info("Upload a training set to check it.", icon=":material/upload:")
+    elif source is None:
+        st.info("This scenario has no training set (train.jsonl).", icon=":material/info:")
     else:
         with st.expander("Settings", expanded=True, icon=":material/tune:"):
             config = render_settings(scenario)

@@ -5,6 +5,7 @@ import streamlit as st
 from core.modes import MODE_LABELS, MODES
 from core.safe_text import escape_markdown
 from core.scenario import load_eval_questions
+from ui.access import render_config_warnings
 from ui.chat import MODE_HELP
 from ui.resources import current_scenario, get_lab
 from ui.sidebar import MODE_ICONS, adapter_summary, page_frame
@@ -16,6 +17,7 @@ status = lab.status(scenario)
 questions = load_eval_questions(scenario)
 
 st.title(":material/science: RAG vs Fine-Tuning Lab")
+render_config_warnings()
 st.markdown(
     "One small language model, four ways to answer. Ask the same question in each mode and see what "
     "retrieval and fine-tuning each change — facts, freshness, style and honesty."

@@ -1,4 +1,4 @@
-"""Builds real test documents by hand: a one-page PDF, an encrypted PDF and a .docx (no extra libraries)."""
+"""Builds real test documents by hand: a one-page PDF, an encrypted PDF, a .docx and two .docx bombs (no extra libraries)."""
 
 import io
 import zipfile
@@ -70,4 +70,21 @@ def docx_bomb(inflated_mb: int) -> bytes:
             for _ in range(inflated_mb):
                 member.write(block)
             member.write(b"</w:body></w:document>")
+    return out.getvalue()
+
+
+def docx_entity_bomb(levels: int = 9) -> bytes:
+    """A .docx whose document.xml nests entities ("billion laughs"): 10**levels copies of "lol" if expanded."""
+    entities = '<!ENTITY lol0 "lol">' + "".join(
+        f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, levels + 1)
+    )
+    xml = (
+        f'<?xml version="1.0"?><!DOCTYPE w:document [{entities}]>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f"<w:body><w:p><w:r><w:t>&lol{levels};</w:t></w:r></w:p></w:body></w:document>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", xml)
     return out.getvalue()

@@ -16,6 +16,7 @@ from core.modes import ADAPTER_MODES, MODE_LABELS, MODES
 from core.run_compare import compare_runs
 from core.safe_text import escape_markdown
 from core.scenario import EVAL_KINDS, Scenario, ScenarioError
+from ui.access import admin_note, is_admin
 from ui.resources import get_lab
 
 METRIC_LABELS = {
@@ -146,7 +147,7 @@ def render_live_runs(scenario: Scenario) -> None:
         with st.container(border=True):
             head, action = st.columns([5, 1], vertical_alignment="center")
             head.markdown(f":material/science: **Evaluation job {job['id']}** · {job['status']}")
-            if action.button("Cancel", icon=":material/stop:", key=f"cancel-eval-{job['id']}"):
+            if is_admin() and action.button("Cancel", icon=":material/stop:", key=f"cancel-eval-{job['id']}"):
                 request_cancel(lab.settings, job["id"])
                 st.toast(f"Cancelling job {job['id']}…")
             phase = job["phase"] or "Waiting for its turn"
@@ -335,6 +336,9 @@ def render_judge_agreement(run: dict) -> None:
 
 
 def render_run_admin(run: dict) -> None:
+    if not is_admin():
+        admin_note("rename or delete runs")
+        return
     data_dir = get_lab().settings.data_dir
     with st.expander("Rename or delete this run", icon=":material/edit:"):
         with st.form(f"rename_run:{run['run_id']}", border=False):

@@ -18,6 +18,7 @@ from core.jobs import ACTIVE_STATES, get_job, list_jobs, request_cancel
 from core.safe_text import escape_markdown
 from core.scenario import Scenario
 from core.train_config import TrainConfig, config_fields
+from ui.access import admin_note, is_admin
 from ui.resources import get_lab
 
 STATUS_ICONS = {
@@ -34,7 +35,10 @@ PREVIEW_EXAMPLES = 3
 def choose_dataset(scenario: Scenario) -> Path | None:
     """The scenario's train.jsonl or an uploaded set (kept under DATA/datasets); None until there is one."""
     own = scenario.train_path.exists()
-    sources = (["The scenario's train.jsonl"] if own else []) + ["Upload a JSONL file"]
+    sources = (["The scenario's train.jsonl"] if own else []) + (["Upload a JSONL file"] if is_admin() else [])
+    if not sources:
+        admin_note("upload training sets")
+        return None
     source = st.radio("Training set", sources, horizontal=True, key=f"ft_source:{scenario.name}")
     if source.startswith("The scenario"):
         return scenario.train_path
@@ -178,6 +182,9 @@ def training_plan(scenario: Scenario, source: Path, config: TrainConfig, report:
 
 
 def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: DatasetReport) -> None:
+    if not is_admin():
+        admin_note("start training")
+        return
     lab = get_lab()
     problem = config_problem(config)
     if problem or report.errors:
@@ -235,7 +242,7 @@ def render_job_progress(job: dict, scenario: Scenario) -> None:
     head, action = st.columns([5, 1], vertical_alignment="center")
     where = "" if job["scenario"] == scenario.name else f" · scenario {job['scenario']}"
     head.markdown(f"{STATUS_ICONS[job['status']]} **Job {job['id']}** · {job['status']}{escape_markdown(where)}")
-    if action.button("Cancel", icon=":material/stop:", key=f"cancel-{job['id']}"):
+    if is_admin() and action.button("Cancel", icon=":material/stop:", key=f"cancel-{job['id']}"):
         request_cancel(lab.settings, job["id"])
         st.toast(f"Cancelling job {job['id']}…")
     if job["status"] == "queued" or not job["total_steps"]:
@@ -301,7 +308,8 @@ def render_adapters(scenario: Scenario) -> None:
                 ),
             }
         )
-    st.markdown("**Adapters** · select one to see its details, activate, rename or delete it")
+    admin = is_admin()
+    st.markdown(f"**Adapters** · select one to see its details{', activate, rename or delete it' if admin else ''}")
     picked = st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
@@ -310,12 +318,13 @@ def render_adapters(scenario: Scenario) -> None:
         selection_mode="single-row",
         key=f"ft_adapters:{scenario.name}",
     )
+    if not admin:
+        admin_note("activate, rename or delete adapters")
     if picked.selection.rows:
         render_adapter_details(scenario, adapters[picked.selection.rows[0]], active)
 
 
 def render_adapter_details(scenario: Scenario, adapter, active) -> None:
-    lab = get_lab()
     meta = adapter.metadata
     is_active = active is not None and adapter.name == active.name
     st.subheader(escape_markdown(adapter.name))
@@ -324,6 +333,22 @@ def render_adapter_details(scenario: Scenario, adapter, active) -> None:
         f"{escape_markdown(str(meta.get('dataset')))} (sha256 {str(meta.get('dataset_sha256', ''))[:12]}…) · "
         f"{meta.get('train_tokens', 0):,} training tokens at {meta.get('tokens_per_s', 0)} tokens/s"
     )
+    if is_admin():
+        render_adapter_actions(scenario, adapter, is_active)
+    render_loss_chart(meta.get("loss_history", []))
+    context = meta.get("context")
+    if context:
+        st.caption(
+            f"Context-aware: {context.get('grounded', 0)} grounded examples ({context.get('supported', 0)} answered "
+            f"from sources, {context.get('declines', 0)} declines), {len(context.get('left_plain', []))} left plain."
+        )
+    render_forgetting(meta.get("forgetting"))
+    with st.expander("Settings and metadata"):
+        st.json({k: v for k, v in meta.items() if k not in ("loss_history", "forgetting")}, expanded=False)
+
+
+def render_adapter_actions(scenario: Scenario, adapter, is_active: bool) -> None:
+    lab = get_lab()
     activate, rename, delete = st.columns(3)
     with activate:
         if is_active:
@@ -357,16 +382,6 @@ def render_adapter_details(scenario: Scenario, adapter, active) -> None:
                 after = f" {now_active.name} is active now." if is_active and now_active else ""
                 st.session_state["ft_adapter_message"] = [f"Deleted {adapter.name}.{after}"]
                 st.rerun()
-    render_loss_chart(meta.get("loss_history", []))
-    context = meta.get("context")
-    if context:
-        st.caption(
-            f"Context-aware: {context.get('grounded', 0)} grounded examples ({context.get('supported', 0)} answered "
-            f"from sources, {context.get('declines', 0)} declines), {len(context.get('left_plain', []))} left plain."
-        )
-    render_forgetting(meta.get("forgetting"))
-    with st.expander("Settings and metadata"):
-        st.json({k: v for k, v in meta.items() if k not in ("loss_history", "forgetting")}, expanded=False)
 
 
 def render_forgetting(forgetting: dict | None) -> None:
@@ -427,7 +442,9 @@ def render_adapter_wait(scenario: Scenario) -> None:
     if job is None or job["status"] in ("failed", "cancelled", "succeeded"):
         if job and job["status"] != "succeeded":
             st.error(f"The last training run {job['status']}: {job['message']}")
-        if st.button("Train the adapter now", type="primary"):
+        if not is_admin():
+            admin_note("start training")
+        elif st.button("Train the adapter now", type="primary"):
             lab.submit_training(scenario)
             st.rerun()
         return

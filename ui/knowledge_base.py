@@ -9,10 +9,12 @@ import streamlit as st
 from core.compare import Column
 from core.freshness import apply_edit, describe_terms, new_fact_terms, open_edits, sentences, states_fact, undo_edit
 from core.kb_manifest import RetrievalSettings
+from core.knowledge_base import KnowledgeBaseBusy
 from core.loaders import SUPPORTED_SUFFIXES, UnreadableDocument
 from core.modes import MODE_LABELS, MODES
 from core.safe_text import escape_markdown
 from core.scenario import Scenario, ScenarioError
+from ui.access import admin_note, is_admin
 from ui.compare import stream_into
 from ui.resources import get_lab
 from ui.sidebar import MODE_ICONS
@@ -24,10 +26,15 @@ ADD_SENTENCE = "(add a new sentence at the end)"
 # --- documents ---------------------------------------------------------------------------------
 def render_documents(scenario: Scenario) -> None:
     knowledge_base = get_lab().knowledge_base(scenario)
-    render_upload(scenario)
+    admin = is_admin()
+    if admin:
+        render_upload(scenario)
+    else:
+        admin_note("add, replace, delete or re-index documents")
     documents = knowledge_base.documents()
     if not documents:
-        st.info("This knowledge base is empty. Upload documents above; RAG and hybrid answer from them.")
+        more = " Upload documents above; RAG and hybrid answer from them." if admin else ""
+        st.info(f"This knowledge base is empty.{more}")
         return
     table = pd.DataFrame(
         {
@@ -39,7 +46,7 @@ def render_documents(scenario: Scenario) -> None:
             "Notes": ["; ".join(d.notes) for d in documents],
         }
     )
-    st.markdown("**Documents** · select rows to inspect or delete them")
+    st.markdown(f"**Documents** · select rows to inspect{' or delete' if admin else ''} them")
     picked = st.dataframe(
         table,
         hide_index=True,
@@ -52,7 +59,8 @@ def render_documents(scenario: Scenario) -> None:
     chosen = [documents[row].name for row in picked.selection.rows]
     if chosen:
         render_selected(scenario, chosen)
-    render_reindex(scenario)
+    if admin:
+        render_reindex(scenario)
 
 
 def render_upload(scenario: Scenario) -> None:
@@ -78,7 +86,7 @@ def render_upload(scenario: Scenario) -> None:
 
             try:
                 name, chunks, notes = lab.upload_document(scenario, file.getvalue(), file.name, embedded)
-            except UnreadableDocument as error:
+            except (UnreadableDocument, KnowledgeBaseBusy) as error:
                 report.append(("error", f"Not added — {error}. The knowledge base is unchanged.", ":material/error:"))
             else:
                 said = f"**{escape_markdown(name)}**: " + (f"{chunks} chunks added" if chunks else "already up to date")
@@ -103,10 +111,16 @@ def render_selected(scenario: Scenario, names: list[str]) -> None:
             for number, chunk in enumerate(knowledge_base.chunks_of(names[0])):
                 st.caption(f"chunk #{number} · {len(chunk)} characters")
                 st.text(chunk)
+    if not is_admin():
+        return
     with st.popover(f"Delete {len(names)} document(s)", icon=":material/delete:"):
         st.write("RAG and hybrid stop using them at once. Scenario documents are not re-imported on restart.")
         if st.button("Delete for good", type="primary", key=f"kb_delete:{scenario.name}"):
-            removed = sum(knowledge_base.delete_document(name) for name in names)
+            try:
+                removed = sum(knowledge_base.delete_document(name) for name in names)
+            except KnowledgeBaseBusy as error:
+                st.error(str(error), icon=":material/lock:")
+                return
             st.session_state[f"kb_upload_report:{scenario.name}"] = [
                 ("success", f"Deleted {len(names)} document(s) and {removed} chunks.", ":material/delete:")
             ]
@@ -130,8 +144,12 @@ def render_reindex(scenario: Scenario) -> None:
             f"Now **{before}** chunks (size {current.chunk_size}, overlap {current.chunk_overlap}) → **{after}** chunks."
         )
         if st.button("Re-index", icon=":material/refresh:", disabled=unchanged):
-            with st.spinner("Re-indexing every document…"):
-                report = knowledge_base.reindex(int(size), int(overlap))
+            try:
+                with st.spinner("Re-indexing every document…"):
+                    report = knowledge_base.reindex(int(size), int(overlap))
+            except KnowledgeBaseBusy as error:
+                st.error(str(error), icon=":material/lock:")
+                return
             st.session_state[f"kb_upload_report:{scenario.name}"] = [
                 (
                     "success",
@@ -176,7 +194,9 @@ def render_playground(scenario: Scenario) -> None:
         )
         if chosen != saved:
             st.caption("Not saved yet: the playground uses these; RAG and hybrid still use the saved ones.")
-            if st.button("Use for RAG and hybrid", type="primary", icon=":material/save:"):
+            if not is_admin():
+                admin_note("save retrieval settings for RAG and hybrid")
+            elif st.button("Use for RAG and hybrid", type="primary", icon=":material/save:"):
                 knowledge_base.save_search_settings(chosen)
                 st.toast("Saved: RAG and hybrid now retrieve with these settings.", icon=":material/check:")
                 st.rerun()
@@ -215,17 +235,27 @@ def render_freshness(scenario: Scenario) -> None:
         "Change one fact in a document, re-index it, and ask all four modes. RAG and hybrid read the "
         "new text at once; the fine-tuned model only knows what it was trained on."
     )
+    admin = is_admin()
     for edit in open_edits(knowledge_base)[:3]:
         with st.container(border=True):
             st.markdown(
                 f":material/edit_note: **{escape_markdown(edit.name)}** was edited: "
                 f"~~{escape_markdown(edit.old_sentence) or '(nothing)'}~~ → {escape_markdown(edit.new_sentence)}"
             )
-            if st.button("Undo: restore the original document", key=f"undo:{edit.id}", icon=":material/undo:"):
-                undo_edit(knowledge_base, edit.id)
+            if admin and st.button(
+                "Undo: restore the original document", key=f"undo:{edit.id}", icon=":material/undo:"
+            ):
+                try:
+                    undo_edit(knowledge_base, edit.id)
+                except KnowledgeBaseBusy as error:
+                    st.error(str(error), icon=":material/lock:")
+                    return
                 st.session_state.pop(f"fresh_result:{scenario.name}", None)
                 st.toast(f"{edit.name} restored and re-indexed.", icon=":material/undo:")
                 st.rerun()
+    if not admin:
+        admin_note("edit documents for the freshness test")
+        return
     result = st.session_state.get(f"fresh_result:{scenario.name}")
     if result:
         render_freshness_result(result)
@@ -260,7 +290,7 @@ def render_freshness(scenario: Scenario) -> None:
     ):
         try:
             edit = apply_edit(knowledge_base, name, old, new)
-        except ValueError as error:
+        except (ValueError, KnowledgeBaseBusy) as error:
             st.error(str(error))
             return
         run_freshness_question(scenario, edit, question, terms)
@@ -315,6 +345,8 @@ def render_freshness_result(result: dict) -> None:
 
 # --- new scenario -------------------------------------------------------------------------------
 def render_new_scenario() -> None:
+    if not is_admin():
+        return  # a new scenario is empty, and only admins can add documents to it
     with (
         st.popover("New scenario", icon=":material/add:"),
         st.form("new_scenario", clear_on_submit=True, border=False),
@@ -329,6 +361,8 @@ def render_new_scenario() -> None:
 
 def _create_scenario() -> None:
     """A form callback: runs before the page, so it may switch the sidebar's scenario picker."""
+    if not is_admin():
+        return
     try:
         scenario = get_lab().create_scenario(
             st.session_state.get("new_scenario_title", ""), st.session_state.get("new_scenario_description", "")

@@ -1,8 +1,10 @@
-"""The frame every page shares: page config, and a sidebar with links, scenario picker and status."""
+"""The frame every page shares: page config, the login gate, and a sidebar with links, scenario picker,
+status and the signed-in visitor."""
 
 import streamlit as st
 
 from core.modes import MODE_LABELS, MODES
+from ui.access import render_account, require_access
 from ui.resources import current_scenario, get_lab
 
 MODE_ICONS = {
@@ -22,8 +24,13 @@ EXTRA_PAGES = [
 ]
 
 
-def page_frame() -> None:
+def configure_page() -> None:
     st.set_page_config(page_title="RAG vs Fine-Tuning Lab", page_icon="🧪", layout="wide")
+
+
+def page_frame() -> None:
+    configure_page()
+    require_access()  # before anything loads the Lab: a page served directly skips the router's gate
     render_sidebar()
 
 
@@ -51,6 +58,7 @@ def render_sidebar() -> None:
         st.caption(f"**Model** {status['model']} · {status['device']} · {status['dtype']}")
         st.caption(f"**Knowledge base** {status['documents']} documents · {status['chunks']} chunks")
         st.caption(f"**Adapter** {adapter_summary(status)}")
+        render_account()
 
 
 def adapter_summary(status: dict) -> str:
