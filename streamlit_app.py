@@ -4,14 +4,16 @@ import streamlit as st
 
 from core.modes import MODE_LABELS, MODES
 from ui.access import require_access
-from ui.sidebar import EXTRA_PAGES, MODE_ICONS, configure_page
+from ui.sidebar import EXTRA_PAGES, configure_page
 
 # The sidebar's links come from ui.sidebar, so they look the same even when Streamlit serves a
 # pages/ script directly (a server's very first session opened on a sub-page skips the router).
+# No icons here: a page's icon becomes the tab's favicon, and Streamlit fetches a :material: one from
+# Google's font CDN. The tab shows the app's own icon (configure_page) and nothing leaves the server.
 navigation = st.navigation(
-    [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)]
-    + [st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode], icon=MODE_ICONS[mode]) for mode in MODES]
-    + [st.Page(path, title=title, icon=icon) for path, title, icon in EXTRA_PAGES],
+    [st.Page("pages/home.py", title="Overview", default=True)]
+    + [st.Page(f"pages/{mode}.py", title=MODE_LABELS[mode]) for mode in MODES]
+    + [st.Page(path, title=title) for path, title, _ in EXTRA_PAGES],
     position="hidden",
 )
 configure_page()

@@ -43,6 +43,17 @@ CREATE TABLE IF NOT EXISTS votes (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS votes_by_scenario ON votes (scenario, created_at);
+CREATE TABLE IF NOT EXISTS chat_turns (  -- the mode pages' conversations (core.chats)
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat_id TEXT NOT NULL,               -- the random token in the browser's address (?chat=...)
+    scenario TEXT NOT NULL,
+    page TEXT NOT NULL,                  -- the mode
+    role TEXT NOT NULL,                  -- user or assistant
+    content TEXT NOT NULL,
+    answer TEXT,                         -- JSON Answer, on the assistant's turns
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_turns_by_chat ON chat_turns (chat_id, scenario, page, id);
 CREATE TABLE IF NOT EXISTS kb_documents (  -- the knowledge base's manifest: the commit point of an ingest
     scenario TEXT NOT NULL,
     name TEXT NOT NULL,                  -- display name, never used as a path

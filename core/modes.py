@@ -49,6 +49,14 @@ class Answer:
         data["sources"] = [s.to_dict() for s in self.sources]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Answer":
+        """An answer saved with to_dict; fields it does not know (from another version) are dropped."""
+        from core.knowledge_base import Source  # chromadb is heavy: only where saved answers are read
+
+        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        return cls(**{**known, "sources": [Source(**s) for s in known.get("sources", [])]})
+
     def record(self, *, model: str, stats: dict, started: float) -> None:
         """Fills in the generation figures. `stats` holds prompt_tokens, completion_tokens, tokens_per_s,
         notes and ttft_s (from the start of generation); times are counted from `started`."""

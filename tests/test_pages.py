@@ -93,22 +93,6 @@ def test_first_launch_trains_the_missing_adapter_in_the_background(tmp_path, mon
         st.cache_resource.clear()
 
 
-def test_compare_page_fills_four_columns_from_one_question(sample):
-    at = _app("pages/compare.py")
-    assert not at.exception
-    assert len(at.multiselect[0].value) == 4
-    assert "Same for every column: greedy" in " ".join(c.value for c in at.caption)
-    at.chat_input[0].set_value("What is the support email address?").run()
-    assert not at.exception
-    headings = [m.value for m in at.markdown if m.value.startswith("**:material/")]
-    # (with a second adapter trained by another test, the adapter columns also show the adapter's name)
-    assert [h.split(" ", 1)[1].rstrip("*").split(" · ")[0] for h in headings] == ["Base", "RAG", "Fine-tuned", "Hybrid"]
-    captions = [c.value for c in at.caption]
-    assert sum("tok/s" in c for c in captions) == 4
-    assert any("answers came from one batch" in c for c in captions)
-    assert any(e.label.startswith("What changed") for e in at.expander)
-
-
 def test_compare_needs_two_columns(sample):
     at = _app("pages/compare.py")
     at.multiselect[0].set_value(["base"]).run()

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from core.adapters import AdapterNotReady
+from core.chats import clear_chat, load_turns, save_exchange
 from core.modes import ADAPTER_MODES, MODE_LABELS, Answer
 from core.safe_text import escape_markdown
 from ui.finetuning import render_adapter_wait
-from ui.resources import current_scenario, get_lab
+from ui.resources import chat_id, current_scenario, get_lab
 from ui.sidebar import MODE_ICONS, page_frame
 
 MODE_HELP = {
@@ -27,9 +28,14 @@ def render_mode_page(mode: str) -> None:
         render_adapter_wait(scenario)
         st.stop()
 
-    history_key = f"chat:{scenario.name}:{mode}"
-    history: list[dict] = st.session_state.setdefault(history_key, [])
-    if history and st.sidebar.button("Clear this chat", icon=":material/delete:"):
+    # The chat is saved under the id in the page's address: a reload or a server restart finds it again.
+    data_dir, chat = lab.settings.data_dir, chat_id()
+    history_key = f"chat:{chat}:{scenario.name}:{mode}"
+    if history_key not in st.session_state:
+        st.session_state[history_key] = load_turns(data_dir, chat, scenario.name, mode)
+    history: list[dict] = st.session_state[history_key]
+    if history and st.sidebar.button("Clear this chat", icon=":material/delete:", key="clear_chat"):
+        clear_chat(data_dir, chat, scenario.name, mode)
         history.clear()
         st.rerun()
     for turn in history:
@@ -56,6 +62,7 @@ def render_mode_page(mode: str) -> None:
         if answer.withheld_draft:  # the figure check replaced what was streamed
             shown.markdown(escape_markdown(answer.text))
         render_answer_details(answer)
+    save_exchange(data_dir, chat, scenario.name, mode, question, answer)
     history.append({"role": "user", "content": question})
     history.append({"role": "assistant", "content": answer.text, "answer": answer})
 

@@ -1,7 +1,9 @@
-"""The one Lab per server process, the selected scenario, and once-per-process preparation."""
+"""The one Lab per server process, the selected scenario, this browser's chat id, and once-per-process
+preparation."""
 
 import streamlit as st
 
+from core.chats import is_chat_id, new_chat_id
 from core.knowledge_base import ChromaUnavailable
 from core.lab import Lab
 from core.model_store import MissingModelError
@@ -52,3 +54,15 @@ def current_scenario() -> Scenario:
         st.error(str(error), icon=":material/cloud_off:")
         st.stop()
     return scenarios[name]
+
+
+def chat_id() -> str:
+    """This browser's chat id, kept in the page's address (?chat=...) so a reload or a server restart
+    finds its chats; a page link drops the address's parameters, so every page puts it back."""
+    chat = st.query_params.get("chat")
+    if not is_chat_id(chat):
+        chat = st.session_state.get("chat_id") or new_chat_id()
+    st.session_state["chat_id"] = chat
+    if st.query_params.get("chat") != chat:
+        st.query_params["chat"] = chat
+    return chat
