@@ -28,7 +28,7 @@ from core.grounding import GroundingReport, prepare_training_set
 from core.jobs import latest_job, submit_training
 from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase, chroma_client
-from core.model_store import bundled_embeddings_dir, load_model, resolve_device
+from core.model_store import BundledEmbeddings, load_model
 from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
 from core.remote_model import answer_cost, describe_error, remote_chat_model, server_label
 from core.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
@@ -41,7 +41,7 @@ class Lab:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._engine: Engine | None = None
-        self._embeddings = None
+        self.embeddings = BundledEmbeddings(settings)  # loads on the first text to embed
         self._knowledge_bases: dict[str, KnowledgeBase] = {}
         self._lock = threading.RLock()
 
@@ -53,22 +53,9 @@ class Lab:
                 self._engine = Engine(load_model(self.settings))
             return self._engine
 
-    @property
-    def embeddings(self):
-        with self._lock:
-            if self._embeddings is None:
-                from langchain_huggingface import HuggingFaceEmbeddings
-
-                self._embeddings = HuggingFaceEmbeddings(
-                    model_name=str(bundled_embeddings_dir()),
-                    model_kwargs={"device": resolve_device(self.settings)},
-                    encode_kwargs={"normalize_embeddings": True},
-                )
-            return self._embeddings
-
     def warm_up(self) -> None:
         """Loads the model (unless a server answers) and the embeddings now rather than inside the first answer."""
-        _ = self.embeddings if self.remote else (self.engine, self.embeddings)
+        _ = self.embeddings.load() if self.remote else (self.engine, self.embeddings.load())
 
     @property
     def remote(self) -> bool:
@@ -224,8 +211,9 @@ class Lab:
         return Decoding(s.max_new_tokens, s.temperature, s.top_p, s.repetition_penalty, s.seed)
 
     def _retriever(self, scenario: Scenario):
-        knowledge_base = self.knowledge_base(scenario)
-        return knowledge_base.search  # with the knowledge base's saved settings, read at each question
+        """Searches the knowledge base with its saved settings, read at each question. Opened on the
+        first search, so a base or fine-tuned answer never waits for Chroma."""
+        return lambda question: self.knowledge_base(scenario).search(question)
 
     def ask(
         self,
