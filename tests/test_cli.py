@@ -1,4 +1,5 @@
-"""The command line, run as a real subprocess against the test data dir (argument checks in this process)."""
+"""The command line, run as a real subprocess against the test data dir (argument checks and adapter
+management, which need no model, in this process)."""
 
 import json
 import subprocess
@@ -96,7 +97,7 @@ def test_knowledge_base_commands(tmp_path):
     assert "No chunk scored" in _run("retrieve", "--scenario", str(scenario), "--min-score", "0.99", "rent").stderr
 
 
-def test_train_with_flags_and_data_then_manage_adapters(tmp_path):
+def test_train_with_flags_and_data_then_manage_adapters(tmp_path, capsys):
     """train --data with settings as flags (context-aware, on the scenario's own knowledge base), then
     adapters list/activate/rename/delete, on a scenario of its own."""
     scenario = tmp_path / "cli_train"
@@ -128,21 +129,24 @@ def test_train_with_flags_and_data_then_manage_adapters(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "Context-aware" not in second.stderr
 
-    listed = json.loads(_run("adapters", "list", str(scenario), "--json").stdout)
+    listed = json.loads(_run("adapters", "list", str(scenario), "--json").stdout)  # the json listing as a process
     by_name = {a["name"]: a for a in listed}
     assert by_name["second"]["active"] and not by_name["first"]["active"]
     assert by_name["first"]["config"]["rank"] == 4 and by_name["first"]["dataset"] == str(data)
     assert by_name["first"]["context"]["grounded"] == 4 and "context" not in by_name["second"]
     assert by_name["first"]["forgetting"]["questions"] > 0 and by_name["second"]["forgetting"] is None
 
-    assert _run("adapters", "activate", str(scenario), "first").returncode == 0
-    assert _run("adapters", "rename", str(scenario), "first", "renamed").returncode == 0
-    refused = _run("adapters", "delete", str(scenario), "renamed")
-    assert refused.returncode == 2 and "active adapter" in refused.stderr and "--yes" in refused.stderr
-    deleted = _run("adapters", "delete", str(scenario), "renamed", "--yes")
-    assert deleted.returncode == 0 and "active now: second" in deleted.stderr
-    listing = _run("adapters", "list", str(scenario))
-    assert "* second" in listing.stdout and "renamed" not in listing.stdout
+    # Managing adapters needs no model: run in this process, like the argument checks.
+    assert main(["adapters", "activate", str(scenario), "first"]) == 0
+    assert main(["adapters", "rename", str(scenario), "first", "renamed"]) == 0
+    assert main(["adapters", "delete", str(scenario), "renamed"]) == 2
+    refused = capsys.readouterr().err
+    assert "active adapter" in refused and "--yes" in refused
+    assert main(["adapters", "delete", str(scenario), "renamed", "--yes"]) == 0
+    assert "active now: second" in capsys.readouterr().err
+    assert main(["adapters", "list", str(scenario)]) == 0
+    listing = capsys.readouterr().out
+    assert "* second" in listing and "renamed" not in listing
 
 
 def test_eval_writes_the_run_as_json_and_saves_it(sample, settings, tmp_path):

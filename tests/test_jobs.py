@@ -33,19 +33,14 @@ def _wait(settings, job_id, until, limit_s=300):
     raise AssertionError(f"job never reached the expected state: {job}")
 
 
-def test_job_trains_in_a_separate_process_and_publishes(job_settings):
-    job_id = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
-    job = _wait(job_settings, job_id, lambda j: j["status"] not in ("queued", "running"))
+def test_a_job_trains_in_its_own_process_and_kill_9_of_the_next_keeps_its_adapter(job_settings):
+    first = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
+    job = _wait(job_settings, first, lambda j: j["status"] not in ("queued", "running"))
     assert job["status"] == "succeeded", job["message"]
     assert job["pid"] != os.getpid() and job["step"] == job["total_steps"] == 3
     assert len(job["history"]) == 3
-    assert active_adapter(job_settings.data_dir, "lumen_support").name == job["adapter"]
-
-
-def test_kill_9_marks_the_job_failed_and_keeps_the_old_adapter(job_settings):
-    first = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
-    _wait(job_settings, first, lambda j: j["status"] == "succeeded")
     before = active_adapter(job_settings.data_dir, "lumen_support")
+    assert before.name == job["adapter"]
 
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     job = _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
@@ -64,27 +59,20 @@ def test_kill_9_marks_the_job_failed_and_keeps_the_old_adapter(job_settings):
     assert leftovers == []
 
 
-def test_cancel_stops_the_job_and_publishes_nothing(job_settings):
-    job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
-    _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
-    request_cancel(job_settings, job_id)
-    job = _wait(job_settings, job_id, lambda j: j["status"] not in ("queued", "running"))
-    assert job["status"] == "cancelled" and job["step"] < 500
-    assert active_adapter(job_settings.data_dir, "lumen_support") is None
-    assert list_adapters(job_settings.data_dir, "lumen_support") == []
-
-
-def test_jobs_queue_and_run_one_at_a_time_oldest_first(job_settings):
+def test_jobs_queue_and_run_one_at_a_time_oldest_first_and_a_cancelled_one_publishes_nothing(job_settings):
     long = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     short = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
     _wait(job_settings, long, lambda j: j["status"] == "running" and j["step"] >= 2)
     waiting = get_job(job_settings, short)
     assert waiting["status"] == "queued" and waiting["step"] == 0 and waiting["phase"] == "Waiting for its turn"
     request_cancel(job_settings, long)
-    assert _wait(job_settings, long, lambda j: j["status"] not in ("queued", "running"))["status"] == "cancelled"
+    cancelled = _wait(job_settings, long, lambda j: j["status"] not in ("queued", "running"))
+    assert cancelled["status"] == "cancelled" and cancelled["step"] < 500 and cancelled["adapter"] is None
     done = _wait(job_settings, short, lambda j: j["status"] not in ("queued", "running"))
-    assert done["status"] == "succeeded" and done["started_at"] >= get_job(job_settings, long)["finished_at"]
+    assert done["status"] == "succeeded" and done["started_at"] >= cancelled["finished_at"]
     assert active_adapter(job_settings.data_dir, "lumen_support").name == done["adapter"]
+    # The cancelled job published nothing: the queued job's adapter is the only one.
+    assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [done["adapter"]]
 
 
 def test_eval_job_waits_for_training_and_a_cancelled_queued_one_saves_nothing(job_settings):
