@@ -149,6 +149,10 @@ class BundledEmbeddings(Embeddings):
         self._loaded: Embeddings | None = None
         self._lock = threading.Lock()
 
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
     def load(self) -> Embeddings:
         with self._lock:
             if self._loaded is None:
