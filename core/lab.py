@@ -22,13 +22,14 @@ from core.adapters import (
 )
 from core.chat_model import LocalChatModel
 from core.compare import Column, ComparisonStream, ConcurrentComparisonStream
+from core.embeddings import BundledEmbeddings
 from core.engine import Decoding, Engine
 from core.figure_check import withhold_unsupported_figures
 from core.grounding import GroundingReport, prepare_training_set
 from core.jobs import latest_job, submit_training
 from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase, chroma_client
-from core.model_store import BundledEmbeddings, load_model
+from core.model_store import load_model
 from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
 from core.remote_model import answer_cost, describe_error, remote_chat_model, server_label
 from core.scenario import Scenario, ScenarioError, create_scenario, list_scenarios

