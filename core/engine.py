@@ -3,7 +3,9 @@
 All modes share this engine, its decoding settings and its seed, so differences between answers
 come from the prompt (retrieval) and the adapter alone. Adapters run per row
 (core.lora_runtime) on the plain base model; a row without one touches no LoRA weight, so base
-answers equal the plain model's token for token.
+answers equal the plain model's token for token. On CPU a row's tokens are the same alone and in
+any batch, in every dtype (core.row_products, core.row_attention): a compare column equals its mode
+page, and a user's answer does not depend on who else is asking.
 
 One worker thread owns the model. Every caller (a mode page, a compare, an evaluation, another
 session) hands it rows and reads its own rows' tokens back; rows from different callers share one
@@ -20,11 +22,30 @@ from dataclasses import dataclass, field
 import torch
 
 from core.batch_decoder import DecodeBatch, LiveRow, PrefixCache
-from core.fast_linear import use_small_batch_products
+from core.cpu_budget import CpuBudget
 from core.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.model_store import LoadedModel
+from core.row_attention import use_row_attention
+from core.row_products import use_row_pair_products
 
-__all__ = ["BASE_ADAPTER", "Decoding", "DoneEvent", "Engine", "Row", "RowStats", "TextEvent"]
+__all__ = [
+    "BASE_ADAPTER",
+    "Decoding",
+    "DoneEvent",
+    "Engine",
+    "Row",
+    "RowStats",
+    "TextEvent",
+    "use_batch_invariant_kernels",
+]
+
+
+def use_batch_invariant_kernels(model) -> None:
+    """The products and attention that give a row the same result alone and in any batch, on CPU. On a
+    GPU the batched products round differently anyway, so attention keeps its one batched call there."""
+    use_row_pair_products(model)
+    if model.device.type == "cpu":
+        use_row_attention(model)
 
 
 @dataclass(frozen=True)
@@ -93,8 +114,9 @@ class DoneEvent:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, budget: CpuBudget | None = None):
         self.model = loaded.model
+        self.budget = budget  # the cores this process may use now (core.cpu_budget); None: torch's default
         self.tokenizer = loaded.tokenizer
         self.model_name = loaded.name
         self.device = loaded.device
@@ -105,7 +127,7 @@ class Engine:
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
-        use_small_batch_products(self.model)
+        use_batch_invariant_kernels(self.model)
         self.lora = LoraRuntime(self.model)
         self.prefixes = PrefixCache()  # system prompts' keys and values, per adapter
 
@@ -239,6 +261,8 @@ class Engine:
             joining = [request for request in held if request.decoding.batch_key == batch.decoding.batch_key]
             held = [request for request in held if request.decoding.batch_key != batch.decoding.batch_key]
             produced, ended = [], []
+            if self.budget:  # the worker's own thread count: torch's is per thread
+                self.budget.apply()
             with self._lock, torch.inference_mode():
                 for request in joining:
                     self._join(batch, request)

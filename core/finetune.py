@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from core.adapters import METADATA_FILE, AdapterInfo, publish, staging_dir
+from core.cpu_budget import CpuBudget
 from core.datasets import load_chat_dataset
 from core.forgetting import check_forgetting
 from core.model_store import load_model, resolve_device, resolve_dtype
@@ -68,6 +69,24 @@ def estimate_seconds(lengths: list[int], config: TrainConfig, tokens_per_s: floa
     trained = min(steps * config.batch_size, train_examples * config.epochs) * per_example
     validated = len(lengths) * config.val_fraction * config.epochs * per_example / 3
     return SETUP_S + (trained + validated) / tokens_per_s
+
+
+class RecentRate:
+    """Training tokens per second over the last `window_s` seconds, so an ETA follows the current load
+    (the app answering beside the job takes cores from it, core.cpu_budget) rather than the average
+    since the start."""
+
+    def __init__(self, window_s: float = 60.0):
+        self.window_s = window_s
+        self._points: list[tuple[float, int]] = []  # (time, tokens seen so far)
+
+    def add(self, at: float, tokens_seen: int) -> float:
+        """Records progress; returns the recent rate (tokens/s)."""
+        self._points.append((at, tokens_seen))
+        while len(self._points) > 2 and at - self._points[1][0] >= self.window_s:
+            self._points.pop(0)
+        (first_at, first_tokens), (last_at, last_tokens) = self._points[0], self._points[-1]
+        return (last_tokens - first_tokens) / (last_at - first_at) if last_at > first_at else 0.0
 
 
 class Cancelled(Exception):
@@ -139,11 +158,16 @@ def train_adapter(
     name: str | None = None,
     on_phase: Callable[[str], None] | None = None,
     source: dict | None = None,
+    budget: CpuBudget | None = None,
 ) -> AdapterInfo:
     """Trains a LoRA adapter for the scenario and publishes it as the active adapter.
 
     `dataset_path` is the file trained on (default: the scenario's train.jsonl); `source` describes
-    what the user chose when that file was derived from another (context-aware training)."""
+    what the user chose when that file was derived from another (context-aware training). Training
+    yields cores to the app's answers (core.cpu_budget); a job process passes the budget it announces."""
+    if budget is None:
+        with CpuBudget(settings.data_dir, "job", settings.threads) as budget:
+            return train_adapter(settings, scenario, config, dataset_path, on_progress, name, on_phase, source, budget)
     from peft import LoraConfig, get_peft_model
 
     started = time.perf_counter()
@@ -195,6 +219,11 @@ def train_adapter(
     on_phase("Training")
     history: list[dict] = []
     step, tokens_seen, train_started = 0, 0, time.perf_counter()
+    planned_tokens = (
+        sum(len(ids) for ids, _ in train_set) * config.epochs * total_steps / (steps_per_epoch * config.epochs)
+    )
+    recent = RecentRate()
+    recent.add(train_started, 0)
     val_loss = None
     for epoch in range(1, config.epochs + 1):
         for batch in _batches(train_set, config.batch_size, rng):
@@ -205,6 +234,7 @@ def train_adapter(
             labelled = sum(sum(label != IGNORE for label in labels[1:]) for _, labels in batch)
             batch_loss = 0.0
             for part in _micro_batches(batch, MICRO_BATCH_TOKENS):
+                budget.apply()
                 inputs = _collate(part, tokenizer.pad_token_id, device)
                 loss_sum, _ = _assistant_loss(model, inputs)
                 (loss_sum / labelled).backward()
@@ -228,6 +258,7 @@ def train_adapter(
                 }
             )
             if on_progress:
+                rate = recent.add(time.perf_counter(), tokens_seen) or tokens_seen / elapsed
                 on_progress(
                     Progress(
                         step=step,
@@ -235,8 +266,8 @@ def train_adapter(
                         epoch=epoch,
                         loss=batch_loss,
                         val_loss=val_loss,
-                        tokens_per_s=tokens_seen / elapsed,
-                        eta_s=elapsed / step * (total_steps - step),
+                        tokens_per_s=rate,
+                        eta_s=0.0 if step == total_steps else max(0.0, planned_tokens - tokens_seen) / rate,
                     )
                 )
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from core.cpu_budget import CpuBudget
 from core.db import connect
 from core.eval_store import save_run
 from core.evaluation import EvalConfig, EvalProgress, Stopped, run_evaluation
@@ -193,12 +194,14 @@ def run_job(settings: Settings, job_id: int) -> None:
                     "UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?",
                     (_now(), os.getpid(), job_id),
                 )
-            (_run_training if job["kind"] == "train" else _run_evaluation)(settings, job)
+            # the job yields cores to the app's answers
+            with CpuBudget(settings.data_dir, "job", settings.threads) as budget:
+                (_run_training if job["kind"] == "train" else _run_evaluation)(settings, job, budget)
         finally:
             stop_heartbeat.set()
 
 
-def _run_training(settings: Settings, job: dict) -> None:
+def _run_training(settings: Settings, job: dict, budget: CpuBudget) -> None:
     job_id = job["id"]
     try:
         info = train_adapter(
@@ -209,6 +212,7 @@ def _run_training(settings: Settings, job: dict) -> None:
             on_progress=lambda p: _record_progress(settings, job_id, p),
             on_phase=lambda phase: _set_phase(settings, job_id, phase),
             source=source_metadata(Path(job["source_dataset"] or job["dataset"]), Path(job["dataset"])),
+            budget=budget,
         )
     except Cancelled:
         _finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
@@ -218,14 +222,14 @@ def _run_training(settings: Settings, job: dict) -> None:
         _finish(settings, job_id, "succeeded", f"Adapter {info.name} is now active.", adapter=info.name)
 
 
-def _run_evaluation(settings: Settings, job: dict) -> None:
+def _run_evaluation(settings: Settings, job: dict, budget: CpuBudget) -> None:
     from core.judge import configured_judge
     from core.lab import Lab
 
     job_id, config = job["id"], EvalConfig.from_dict(job["config"])
     _set_phase(settings, job_id, "Loading the model and the knowledge base")
     try:
-        lab, scenario = Lab(settings), load_scenario(job["scenario_path"])
+        lab, scenario = Lab(settings, budget), load_scenario(job["scenario_path"])
         lab.ensure_ingested(scenario)  # new and changed documents only; usually nothing to do
         result = run_evaluation(
             lab,

@@ -22,6 +22,7 @@ from core.adapters import (
 )
 from core.chat_model import LocalChatModel
 from core.compare import Column, ComparisonStream, ConcurrentComparisonStream
+from core.cpu_budget import CpuBudget
 from core.embeddings import BundledEmbeddings
 from core.engine import Decoding, Engine
 from core.figure_check import withhold_unsupported_figures
@@ -39,8 +40,9 @@ from core.uploads import parse_upload
 
 
 class Lab:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, budget: CpuBudget | None = None):
         self.settings = settings
+        self.budget = budget or CpuBudget(settings.data_dir, "app", settings.threads)  # a job process passes its own
         self._engine: Engine | None = None
         self.embeddings = BundledEmbeddings(settings)  # loads on the first text to embed
         self._knowledge_bases: dict[str, KnowledgeBase] = {}
@@ -51,7 +53,7 @@ class Lab:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                self._engine = Engine(load_model(self.settings))
+                self._engine = Engine(load_model(self.settings), self.budget)
             return self._engine
 
     def warm_up(self) -> None:
@@ -62,6 +64,21 @@ class Lab:
     def remote(self) -> bool:
         """True when answers come from an OpenAI-compatible server instead of the embedded model."""
         return self.settings.backend == "openai"
+
+    def same_answer_note(self) -> str | None:
+        """None when each compare column is guaranteed its mode page's answer (the local engine on CPU,
+        core.row_products); otherwise what may differ, for the compare page to say."""
+        if self.remote:
+            return (
+                "The server may batch these requests with others; a column can then differ from its mode "
+                "page's answer where two next words were nearly tied."
+            )
+        if self.engine.device != "cpu":
+            return (
+                "On a GPU, batched products round differently from single ones: a column can differ from "
+                "its mode page's answer where two next words were nearly tied."
+            )
+        return None
 
     def model_name(self) -> str:
         return (self.settings.openai_model or "") if self.remote else self.engine.model_name

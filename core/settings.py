@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         "auto", description="auto: bfloat16 where the device supports it, else float32."
     )
 
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch threads for every Lab process (unset: the app and its jobs share the cores, "
+        "answers first; core/cpu_budget.py).",
+    )
+
     backend: Literal["local", "openai"] = Field(
         "local", description="local: the embedded model; openai: an OpenAI-compatible server (OpenAI, vLLM, ...)."
     )

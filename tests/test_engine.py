@@ -1,11 +1,12 @@
 """The shared engine: base equals the plain model, adapters per row, truncation, streaming."""
 
 import torch
-from transformers import AutoModelForCausalLM, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+from transformers import RepetitionPenaltyLogitsProcessor
 
 from core.batch_decoder import penalise_repeats
 from core.engine import Decoding, DoneEvent, Row, TextEvent
 from core.model_store import model_source
+from tests.reference import reference_generate, reference_model
 
 QUESTION = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -27,27 +28,19 @@ def _generate_text(lab, messages, adapter=None, decoding=SHORT):
 
 
 def test_base_equals_the_plain_model_token_for_token(lab, sample):
-    """Even with an adapter loaded, a base row runs the untouched base model."""
+    """Even with an adapter loaded, a base row runs the untouched base model (tests/reference.py)."""
     adapter = lab.active_adapter(sample)
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
     decoding = Decoding(max_new_tokens=20, repetition_penalty=1.1)
     engine_text, stats = _generate_text(lab, QUESTION, None, decoding)
 
     source, _ = model_source(lab.settings)
-    plain = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype).eval()
-    ids = lab.engine.tokenizer.apply_chat_template(
-        QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    prompt_length = ids["input_ids"].shape[1]
-    penalty = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.1, prompt_ignore_length=prompt_length)])
-    with torch.inference_mode():
-        output = plain.generate(**ids, do_sample=False, max_new_tokens=20, logits_processor=penalty)
-    plain_ids = output[0, ids["input_ids"].shape[1] :].tolist()
-    plain_text = lab.engine.tokenizer.decode(plain_ids, skip_special_tokens=True)
+    tokenizer = lab.engine.tokenizer
+    plain_ids = reference_generate(reference_model(source, lab.engine.dtype), tokenizer, QUESTION, decoding)
 
-    assert engine_text == plain_text
-    assert stats.completion_tokens == len([t for t in plain_ids if t != lab.engine.tokenizer.eos_token_id])
-    assert stats.prompt_tokens == ids["input_ids"].shape[1]
+    assert engine_text == tokenizer.decode(plain_ids, skip_special_tokens=True)
+    assert stats.completion_tokens == len([t for t in plain_ids if t != tokenizer.eos_token_id])
+    assert stats.prompt_tokens == len(tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True)["input_ids"])
 
 
 def test_repetition_penalty_hits_each_rows_own_answer_only():

@@ -1,17 +1,18 @@
 """The engine's own decode loop and worker: greedy answers equal transformers' generate() on the plain
 model and on peft's model (all four modes, alone and in one mixed batch); a later request joins a
-running batch, and rows leave when nobody listens. Concurrent callers: test_sessions."""
+running batch, and rows leave when nobody listens. Concurrent callers: test_sessions.
+
+The reference (tests/reference.py) uses the engine's kernels, which make a row's result independent of
+its batch (test_row_invariance)."""
 
 import threading
 
 import pytest
-import torch
-from peft import PeftModel
-from transformers import AutoModelForCausalLM, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
 from core.engine import Decoding, DoneEvent, Row, TextEvent
 from core.model_store import model_source
 from core.prompts import grounded_messages
+from tests.reference import reference_generate, reference_model
 
 DECODING = Decoding(max_new_tokens=24)
 QUESTIONS = ["How many days do I have to return a bike?", "Do you ship to Canada?"]
@@ -45,27 +46,13 @@ def mode_rows(lab, sample, question: str) -> dict[str, Row]:
 def reference(lab, sample):
     """generate() on a separately loaded plain model and on peft's model of the active adapter."""
     source, _ = model_source(lab.settings)
-    plain = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype).eval()
-    tuned = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype).eval(), lab.active_adapter(sample).path
-    ).eval()
+    plain = reference_model(source, lab.engine.dtype)
+    tuned = reference_model(source, lab.engine.dtype, lab.active_adapter(sample).path)
     tokenizer = lab.engine.tokenizer
 
     def generate(row: Row) -> str:
-        ids = tokenizer.apply_chat_template(
-            row.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        length = ids["input_ids"].shape[1]
-        penalty = RepetitionPenaltyLogitsProcessor(DECODING.repetition_penalty, prompt_ignore_length=length)
-        model = tuned if row.adapter else plain
-        with torch.inference_mode():
-            output = model.generate(
-                **ids,
-                do_sample=False,
-                max_new_tokens=DECODING.max_new_tokens,
-                logits_processor=LogitsProcessorList([penalty]),
-            )
-        return tokenizer.decode(output[0, length:], skip_special_tokens=True)
+        ids = reference_generate(tuned if row.adapter else plain, tokenizer, row.messages, DECODING)
+        return tokenizer.decode(ids, skip_special_tokens=True)
 
     return generate
 

@@ -49,7 +49,7 @@ def test_adapter_files_metadata_and_round_trip(lab, sample):
     reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
     ids = torch.tensor([lab.engine.encode([{"role": "user", "content": "Hi"}], 1)[0]])
     with torch.inference_mode():
-        expected = reloaded(input_ids=ids, adapter_names=["default"]).logits
+        expected = reloaded(input_ids=ids).logits
         lab.engine.lora.route([adapter.engine_name])
         got = lab.engine.model(input_ids=ids).logits
     assert torch.equal(expected, got)

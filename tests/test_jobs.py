@@ -7,6 +7,7 @@ import time
 import pytest
 
 from core.adapters import active_adapter, list_adapters
+from core.cpu_budget import CpuBudget
 from core.db import connect
 from core.eval_store import list_runs, load_run
 from core.evaluation import EvalConfig
@@ -44,6 +45,7 @@ def test_a_job_trains_in_its_own_process_and_kill_9_of_the_next_keeps_its_adapte
 
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     job = _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
+    assert CpuBudget(job_settings.data_dir, "app", cores=2).threads() == 1  # the job announces itself
     os.kill(job["pid"], signal.SIGKILL)
     job = _wait(
         job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", limit_s=60

@@ -195,6 +195,8 @@ def render_turn(scenario: Scenario, turn: dict, adapter_shown: bool) -> None:
     if not hidden:
         how = "one batch" if turn["answers"][0].backend == "local" else "concurrent requests to the server"
         st.caption(f"All {len(columns)} answers came from {how} in {turn['wall_s']:.2f} s.")
+        if note := get_lab().same_answer_note():
+            st.caption(note)
         render_what_changed(turn, columns, adapter_shown)
 
 

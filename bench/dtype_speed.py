@@ -1,0 +1,127 @@
+"""Speed of each dtype on this CPU, and what the batch-invariant kernels cost: the numbers behind
+LAB_DTYPE=auto (core/model_store.resolve_dtype) and behind "a compare column equals its mode page".
+
+For float32 and bfloat16, with the engine's kernels (core/row_products.py, core/row_attention.py) and
+with the ones it used before (one product for all rows, padded attention), this measures: decode
+tok/s for one row, the prefill of a RAG prompt (its first token, retrieval excluded) and the four
+compare rows' wall time, all with a fixed answer length. Medians of RUNS runs. Prints a table and
+writes the "dtypes" section of bench/results.json. `python -m bench.dtype_speed` (~6 min on 2 cores;
+bfloat16 on a CPU without native bf16 takes longer: its prefill is slow).
+"""
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench.run_info import run_info
+from core.engine import Decoding, Row, TextEvent
+from core.finetune import train_adapter
+from core.lab import Lab
+from core.model_store import cpu_has_native_bf16
+from core.prompts import grounded_messages
+from core.scenario import load_scenario
+from core.settings import Settings
+from core.train_config import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "scenarios" / "lumen_support"
+QUESTION = "How long is the warranty on the frame?"
+RUNS = 3
+NEW_TOKENS = 64
+FIXED = Decoding(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
+
+
+def previous_kernels(model) -> None:
+    """The engine's products and attention before batch invariance: `(W @ xᵀ)ᵀ` for up to 8 rows, one
+    padded SDPA call for the batch. For comparison only."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+
+            def forward(x, layer=module):
+                rows = x.numel() // x.shape[-1]
+                if rows > 8:
+                    return layer._full_forward(x)
+                out = (layer.weight @ x.reshape(rows, x.shape[-1]).T).T
+                return out.reshape(*x.shape[:-1], layer.out_features)
+
+            module.forward = forward
+    model.config._attn_implementation = "sdpa"
+
+
+def timed_rows(lab: Lab, rows: list[Row]) -> tuple[float, float]:
+    """(seconds to the first token of the first row, seconds for all rows to finish)."""
+    started, first = time.perf_counter(), None
+    for event in lab.engine.stream_rows(rows, FIXED):
+        if isinstance(event, TextEvent) and first is None:
+            first = time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+def measure(lab: Lab, scenario, adapter: str) -> dict:
+    plain = [{"role": "system", "content": scenario.system_prompt}, {"role": "user", "content": QUESTION}]
+    grounded = grounded_messages(scenario.system_prompt, QUESTION, lab.knowledge_base(scenario).search(QUESTION))
+    four = [Row(plain), Row(grounded), Row(plain, adapter), Row(grounded, adapter)]
+    timed_rows(lab, four)  # warm-up: caches the system prompt's keys and values per adapter
+    one = statistics.median(timed_rows(lab, [Row(plain)])[1] for _ in range(RUNS))
+    first_rag = statistics.median(timed_rows(lab, [Row(grounded)])[0] for _ in range(RUNS))
+    compare = statistics.median(timed_rows(lab, four)[1] for _ in range(RUNS))
+    return {
+        "decode_tok_s": round(NEW_TOKENS / one, 1),
+        "rag_prompt_tokens": len(lab.engine.encode(grounded, NEW_TOKENS)[0]),
+        "rag_first_token_s": round(first_rag, 2),
+        "one_row_wall_s": round(one, 2),
+        "compare_four_wall_s": round(compare, 2),
+        "compare_four_over_one": round(compare / one, 2),
+    }
+
+
+def main() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
+    (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
+    scenario = load_scenario(SCENARIO)
+    train_adapter(Settings(data_dir=data_dir), scenario, TrainConfig(max_steps=2, batch_size=2, val_fraction=0.0))
+    rows = {}
+    for dtype in ("float32", "bfloat16"):
+        lab = Lab(Settings(data_dir=data_dir, dtype=dtype))
+        lab.ensure_ingested(scenario)
+        adapter = lab.load_adapter(scenario).engine_name
+        rows[(dtype, "batch-invariant")] = measure(lab, scenario, adapter)
+        previous_kernels(lab.engine.model)
+        rows[(dtype, "previous")] = measure(lab, scenario, adapter)
+        del lab
+    results = {
+        **run_info(),
+        "native_bf16": cpu_has_native_bf16(),
+        "torch_threads": torch.get_num_threads(),
+        "new_tokens": NEW_TOKENS,
+        "rows": [{"dtype": d, "kernels": k, **v} for (d, k), v in rows.items()],
+    }
+    out = ROOT / "bench" / "results.json"
+    existing = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**existing, "dtypes": results}, indent=2) + "\n")
+    print(render_table(results))
+
+
+def render_table(r: dict) -> str:
+    lines = [
+        f"Run {r['date']}, commit {r['commit']}, {r['machine']}, native bf16: {r['native_bf16']}, "
+        f"{r['torch_threads']} threads; medians of {RUNS}, {r['new_tokens']}-token answers.",
+        "",
+        "| dtype | kernels | decode tok/s (1 row) | RAG prompt | RAG first token | compare four ÷ one |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        lines.append(
+            f"| {row['dtype']} | {row['kernels']} | {row['decode_tok_s']} | {row['rag_prompt_tokens']} tokens | "
+            f"{row['rag_first_token_s']} s | {row['compare_four_wall_s']} ÷ {row['one_row_wall_s']} s = "
+            f"{row['compare_four_over_one']} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Attention for decode steps computed one row at a time, so a row's result never depends on its batch.
+
+In a batch, each row's keys are left-padded to the batch's width and masked. Summing over a padded,
+masked width reorders the softmax's additions, so a row's output differs in the last bits from the
+same row alone; in bfloat16 that is enough to change a greedy token now and then (measured: a
+hybrid answer in a four-mode batch left its alone answer after 12 tokens). Here each row of a
+decode step attends over its own keys only, with exactly the call it gets alone, so a compare
+column equals its mode page and a user's answer equals their answer when nobody else is asking.
+Prefill (one prompt at a time) takes transformers' own SDPA path unchanged.
+"""
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+ROW_ATTENTION = "lab_row_sdpa"
+
+
+def row_by_row_sdpa(module, query, key, value, attention_mask, **kwargs):
+    """transformers' SDPA forward, called per row for a decode step of several rows."""
+    if query.shape[2] != 1:  # a prompt's prefill
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    outputs = []
+    for row in range(query.shape[0]):
+        start = 0
+        if attention_mask is not None:  # left padding: the row's keys are the last ones
+            valid = attention_mask[row, 0, -1]
+            valid = valid if valid.dtype == torch.bool else valid == 0
+            start = int(valid.long().argmax())
+        # Contiguous copies: SDPA's result depends on where in memory the keys start (measured: the same
+        # keys read from a wider buffer gave a different bf16 output).
+        keys = key[row : row + 1, :, start:].contiguous()
+        values = value[row : row + 1, :, start:].contiguous()
+        output, _ = sdpa_attention_forward(module, query[row : row + 1].contiguous(), keys, values, None, **kwargs)
+        outputs.append(output)
+    return torch.cat(outputs), None
+
+
+def use_row_attention(model: torch.nn.Module) -> None:
+    """Makes `model` compute decode-step attention row by row (masks are built as for SDPA)."""
+    AttentionInterface.register(ROW_ATTENTION, row_by_row_sdpa)
+    AttentionMaskInterface.register(ROW_ATTENTION, sdpa_mask)
+    model.config._attn_implementation = ROW_ATTENTION

@@ -1,0 +1,58 @@
+"""A row's answer does not depend on its batch, in float32 and in bfloat16: each linear layer's product
+and each row's attention are the same alone and among other rows (core/row_products.py,
+core/row_attention.py), so the four modes batched (compare) equal each mode alone (its page).
+
+The session's Lab runs the dtype `auto` picks on this CPU (test_engine_worker covers it); the
+end-to-end test here runs the other one, so both paths are proven on every machine."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from core.engine import Decoding, use_batch_invariant_kernels
+from core.lab import Lab
+from core.model_store import model_source
+from tests.test_engine_worker import QUESTIONS, mode_rows, run_rows
+
+DTYPES = [torch.float32, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
+def test_each_layers_product_for_a_row_is_the_same_alone_and_among_others(lab, dtype):
+    source, _ = model_source(lab.settings)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    inputs: dict[str, torch.Tensor] = {}  # real activations: each layer's input for six prompt tokens
+    hooks = [
+        layer.register_forward_hook(lambda _m, args, _o, name=name: inputs.__setitem__(name, args[0][0, :6]))
+        for name, layer in layers.items()
+    ]
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([lab.engine.tokenizer.encode("Where is my order? It left on Monday.")]))
+    for hook in hooks:
+        hook.remove()
+    use_batch_invariant_kernels(model)
+
+    differing = set()
+    with torch.inference_mode():
+        for name, layer in layers.items():
+            rows = inputs[name][:, None, :]  # a decode step: one token per row
+            alone = layer(rows[:1])[0]
+            for batch in (rows[:2], rows[:3], rows[:5], torch.cat([rows[1:4], rows[:1]])):
+                position = next(i for i in range(len(batch)) if torch.equal(batch[i], rows[0]))
+                if not torch.equal(layer(batch)[position], alone):
+                    differing.add(name.split(".")[-1])
+    assert not differing
+
+
+def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_pick(lab, sample):
+    other = "float32" if lab.engine.dtype == torch.bfloat16 else "bfloat16"
+    other_lab = Lab(lab.settings.model_copy(update={"dtype": other}))
+    assert str(other_lab.engine.dtype) == f"torch.{other}"
+    decoding = Decoding(max_new_tokens=32)
+    for question in QUESTIONS:
+        rows = mode_rows(other_lab, sample, question)
+        alone = {mode: run_rows(other_lab.engine, [row], decoding)[0] for mode, row in rows.items()}
+        assert alone["base"] != alone["finetuned"]  # the adapter changes the answer: the check can fail
+        batched = run_rows(other_lab.engine, list(rows.values()), decoding)
+        assert dict(zip(rows, batched, strict=True)) == alone
