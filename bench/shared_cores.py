@@ -1,111 +1,111 @@
 """First launch with a visitor: the sample adapter trains in its job process while the app answers a RAG
-question every 30 s. Run twice: with every process on every core (torch's default, what the Lab did
-before core/cpu_budget.py; LAB_THREADS set to the core count) and with the cores shared. Also answers
-the same questions with no job running, for reference.
+question every 30 s, before and after the cores were shared (core/cpu_budget.py).
 
-Reports the training's wall time and throughput, the ETA it showed a minute in against the time it
-really took, and each answer's first token and total time. Prints a table and writes the
-"shared_cores" section of bench/results.json. `python -m bench.shared_cores` (~20 min on 2 cores).
+"Before" runs the same script on a checkout of an earlier commit (default 282c9a9, where the app and
+its job each used every core); "after" on this tree. Also answers the questions with no job running,
+for reference. Reports the training's wall time and throughput, the ETA the job showed a minute in
+against the time it really took, and the answers' first-token and total times. Each run is its own
+process with a throw-away data dir. Prints a table and writes the "shared_cores" section of
+bench/results.json. `python -m bench.shared_cores [--before COMMIT]` (~20 min on 2 cores).
 """
 
+import argparse
 import json
 import os
-import statistics
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-import torch
-
 from bench.run_info import run_info
-from core.cpu_budget import available_cores
+
+ROOT = Path(__file__).resolve().parent.parent
+EVERY_S = 30
+NEW_TOKENS = 96
+
+# Runs inside the checkout being measured; uses only APIs both versions have.
+RUN = """
+import json, statistics, sys, time
+from pathlib import Path
 from core.engine import Decoding
 from core.jobs import get_job
 from core.lab import Lab
 from core.scenario import load_scenario
 from core.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIO = ROOT / "scenarios" / "lumen_support"
-QUESTIONS = [
-    "How many days do I have to return my bike?",
-    "Do you ship to Canada?",
-    "How long is the warranty on the frame?",
-    "Can I pay in instalments?",
-    "How do I reset the display?",
-]
-EVERY_S = 30.0
-ANSWER = Decoding(max_new_tokens=96, min_new_tokens=96)  # equal work for every answer
+data_dir, train, every_s, new_tokens = Path(sys.argv[1]), sys.argv[2] == "train", float(sys.argv[3]), int(sys.argv[4])
+questions = ["How many days do I have to return my bike?", "Do you ship to Canada?",
+             "How long is the warranty on the frame?", "Can I pay in instalments?", "How do I reset the display?"]
+lab = Lab(Settings(data_dir=data_dir))
+scenario = load_scenario(Path("scenarios/lumen_support"))
+lab.ensure_ingested(scenario)
+lab.warm_up()
+lab.decoding = lambda: Decoding(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
 
-
-def answer(lab: Lab, scenario, question: str) -> dict:
-    lab.decoding = lambda: ANSWER
+def answer(question):
     started = time.perf_counter()
     result = lab.ask(scenario, "rag", question).collect()
-    return {"first_token_s": result.ttft_s, "total_s": round(time.perf_counter() - started, 2)}
+    return result.ttft_s, time.perf_counter() - started
 
-
-def first_launch(shared: bool) -> dict:
-    """Trains the first-launch adapter in its job process while a visitor asks every EVERY_S seconds."""
-    data_dir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
-    (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
-    if shared:
-        os.environ.pop("LAB_THREADS", None)
-    else:
-        os.environ["LAB_THREADS"] = str(available_cores())  # read by this process's Lab and the job's
-    lab = Lab(Settings(data_dir=data_dir))
-    scenario = load_scenario(SCENARIO)
-    lab.ensure_ingested(scenario)
-    lab.warm_up()
+answers, out = [], {}
+if not train:
+    answers = [answer(q) for q in questions]
+else:
     job_id = lab.ensure_adapter_training(scenario)["id"]
-    answers, eta_at_one_minute, index = [], None, 0
-    next_question = time.monotonic() + 5
+    eta_seen, index, next_at = None, 0, time.monotonic() + 5
     while (job := get_job(lab.settings, job_id))["status"] in ("queued", "running"):
-        if job["started_at"] and eta_at_one_minute is None and time.time() - job["started_at"] >= 60 and job["eta_s"]:
-            eta_at_one_minute = (time.time() - job["started_at"], job["eta_s"])
-        if time.monotonic() >= next_question:
-            answers.append(answer(lab, scenario, QUESTIONS[index % len(QUESTIONS)]))
-            index += 1
-            next_question += EVERY_S
+        running_s = time.time() - job["started_at"] if job["started_at"] else 0
+        if eta_seen is None and running_s >= 60 and job["eta_s"]:
+            eta_seen = (running_s, job["eta_s"])
+        if time.monotonic() >= next_at:
+            answers.append(answer(questions[index % len(questions)]))
+            index, next_at = index + 1, next_at + every_s
         time.sleep(0.5)
-    assert job["status"] == "succeeded", job["message"]
     took = job["finished_at"] - job["started_at"]
-    shown = None
-    if eta_at_one_minute:
-        at, eta = eta_at_one_minute
-        shown = {"at_s": round(at), "eta_s": round(eta), "actual_left_s": round(took - at)}
-    os.environ.pop("LAB_THREADS", None)
-    return {
-        "threads": "shared" if shared else "all cores each",
-        "training_s": round(took),
-        "training_tokens_per_s": lab.active_adapter(scenario).metadata["tokens_per_s"],
-        "eta_a_minute_in": shown,
-        "answers": len(answers),
-        "answer_first_token_s": round(statistics.median(a["first_token_s"] for a in answers), 2),
-        "answer_total_s": round(statistics.median(a["total_s"] for a in answers), 2),
-        "answer_total_max_s": max(a["total_s"] for a in answers),
-    }
+    out = {"status": job["status"], "training_s": round(took),
+           "training_tokens_per_s": lab.active_adapter(scenario).metadata["tokens_per_s"]}
+    if eta_seen:
+        out["eta_a_minute_in"] = {"at_s": round(eta_seen[0]), "eta_s": round(eta_seen[1]),
+                                  "actual_left_s": round(took - eta_seen[0])}
+out.update(answers=len(answers),
+           answer_first_token_s=round(statistics.median(a[0] for a in answers), 2),
+           answer_total_s=round(statistics.median(a[1] for a in answers), 2),
+           answer_total_max_s=round(max(a[1] for a in answers), 2))
+print("RESULT", json.dumps(out), flush=True)
+"""
 
 
-def quiet_answers() -> dict:
+def run_in(tree: Path, train: bool) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
     (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
-    lab = Lab(Settings(data_dir=data_dir))
-    scenario = load_scenario(SCENARIO)
-    lab.ensure_ingested(scenario)
-    lab.warm_up()
-    answers = [answer(lab, scenario, q) for q in QUESTIONS]
-    return {
-        "threads": "no job running",
-        "answer_first_token_s": round(statistics.median(a["first_token_s"] for a in answers), 2),
-        "answer_total_s": round(statistics.median(a["total_s"] for a in answers), 2),
-        "answer_total_max_s": max(a["total_s"] for a in answers),
-    }
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, str(data_dir), "train" if train else "quiet", str(EVERY_S), str(NEW_TOKENS)],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+    )
+    line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
+    if done.returncode or line is None:
+        raise RuntimeError(f"the run in {tree} failed:\n{done.stderr[-3000:]}")
+    return json.loads(line.removeprefix("RESULT "))
 
 
 def main() -> None:
-    rows = [quiet_answers(), first_launch(shared=False), first_launch(shared=True)]
-    results = {**run_info(), "cores": available_cores(), "torch_default_threads": torch.get_num_threads(), "rows": rows}
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", default="282c9a9", help="commit whose app and job each used every core")
+    before = parser.parse_args().before
+    checkout = Path(tempfile.mkdtemp(prefix="lab-before-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(checkout), before], cwd=ROOT, check=True)
+    try:
+        rows = [
+            {"threads": "no job running", **run_in(ROOT, train=False)},
+            {"threads": f"every core each ({before})", **run_in(checkout, train=True)},
+            {"threads": "shared: the job pauses while the app answers", **run_in(ROOT, train=True)},
+        ]
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT, check=False)
+    results = {**run_info(), "every_s": EVERY_S, "new_tokens": NEW_TOKENS, "rows": rows}
     out = ROOT / "bench" / "results.json"
     existing = json.loads(out.read_text()) if out.exists() else {}
     out.write_text(json.dumps({**existing, "shared_cores": results}, indent=2) + "\n")
@@ -114,21 +114,24 @@ def main() -> None:
 
 def render_table(r: dict) -> str:
     lines = [
-        f"Run {r['date']}, commit {r['commit']}, {r['machine']}; a RAG question ({ANSWER.max_new_tokens}-token "
-        f"answer) every {EVERY_S:.0f} s while the first-launch adapter trains.",
+        f"Run {r['date']}, commit {r['commit']}, {r['machine']}; a RAG question ({r['new_tokens']}-token answer) "
+        f"every {r['every_s']} s while the first-launch adapter trains.",
         "",
-        "| threads | training | training tok/s | ETA shown a minute in → actual | answers | first token (median) "
+        "| cores | training | training tok/s | ETA a minute in → actual | answers | first token (median) "
         "| answer (median / max) |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in r["rows"]:
         eta = row.get("eta_a_minute_in")
         eta_text = f"{eta['eta_s']} s → {eta['actual_left_s']} s" if eta else ""
-        training = f"{row['training_s']} s" if "training_s" in row else "no job"
         lines.append(
-            f"| {row['threads']} | {training} | {row.get('training_tokens_per_s', '')} | {eta_text} | "
-            f"{row.get('answers', len(QUESTIONS))} | {row['answer_first_token_s']} s | "
-            f"{row['answer_total_s']} / {row['answer_total_max_s']} s |"
+            f"| {row['threads']} | {row['training_s']} s | {row['training_tokens_per_s']} | {eta_text} | "
+            if "training_s" in row
+            else f"| {row['threads']} | no job | | | "
+        )
+        lines[-1] += (
+            f"{row['answers']} | {row['answer_first_token_s']} s | {row['answer_total_s']} / "
+            f"{row['answer_total_max_s']} s |"
         )
     return "\n".join(lines)
 

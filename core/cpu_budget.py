@@ -1,25 +1,22 @@
-"""Shares the CPU cores between the Lab's own processes: the app's answers first, then its jobs.
+"""Shares the CPU cores between the Lab's processes: the app's answers first, its jobs after.
 
-Two processes that each run torch on every core slow each other 2-4x beyond their share (measured on
-2 cores: a model decoded 1-2.5 tok/s beside a training job, 2-4x faster with one thread less). So
-the app and a job (training or evaluation, core/jobs.py) never both use every core:
-- the app's engine takes every core but one while a job runs, and every core otherwise;
-- a job takes one core while the app is answering, and every core otherwise, switching between
-  training micro-batches or decoding steps (a second or so).
-Each side learns about the other from a marker file in the data folder that the other touches: the
-app while it has rows to decode, a job while it runs. `LAB_THREADS` (Settings.threads) fixes every
-process's thread count instead.
+Measured on 2 cores:
+- Two processes that each run torch on every core slow each other 2-4x beyond their share. So a job
+  (training or evaluation, core/jobs.py) pauses between training micro-batches or decoding steps
+  while the app is answering, and takes every core again when it is not.
+- The app's engine keeps one thread count: a float32 prompt's logits differ in the last bits between
+  1 and 2 threads with AVX2 kernels, and the Lab promises the same answer whenever it is asked.
+The app tells its jobs it is answering by touching a marker file in the data folder while its engine
+decodes. `LAB_THREADS` (Settings.threads) sets the model's thread count (default: every core).
 """
 
 import contextlib
 import os
-import threading
 import time
 from pathlib import Path
 
 ANSWERING_MARKER = ".answering"  # touched by the app's engine while it decodes
-JOB_MARKER = ".job-running"  # touched by a job process while it runs
-FRESH_S = 3.0  # a marker older than this is stale: its process stopped or went idle
+FRESH_S = 3.0  # a marker older than this is stale: the app stopped answering
 CHECK_EVERY_S = 0.5
 
 
@@ -28,71 +25,45 @@ def available_cores() -> int:
 
 
 class CpuBudget:
-    """One process's share of the cores. `role` is "app" (pages, the CLI) or "job". A job uses it as a
-    context manager: while inside, a thread announces the job every second (one training micro-batch
-    can take longer than FRESH_S), and the entering thread's torch thread count is restored on exit."""
+    """The cores of the thread that runs the model, in one process. `role` is "app" (pages, the CLI) or
+    "job": a job waits while the app answers."""
 
     def __init__(self, data_dir: Path, role: str = "app", fixed: int | None = None, cores: int | None = None):
         self.data_dir = Path(data_dir)
         self.role = role
-        self.fixed = fixed
-        self.cores = cores or available_cores()
-        self._checked_at = 0.0
-        self._touched_at = 0.0
-        self._threads: int | None = None
-        self._stop_announcing: threading.Event | None = None
+        self.threads = fixed or cores or available_cores()
+        self._announced_at = 0.0
 
-    def __enter__(self) -> "CpuBudget":
+    def apply(self, on_pause=None) -> float:
+        """Call between steps from the thread that runs the model: sets its torch threads; the app
+        announces that it is answering, a job waits while the app answers (calling `on_pause` once
+        when it starts waiting). Returns the seconds waited."""
         import torch
 
-        self._threads_before = torch.get_num_threads()  # restored on exit: the caller's thread goes on
-        self._stop_announcing = threading.Event()
-        self._announce()
-        threading.Thread(target=self._announce_until_stopped, daemon=True, name="lab-cpu-budget").start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import torch
-
-        self._stop_announcing.set()
-        torch.set_num_threads(self._threads_before)
-
-    def _announce_until_stopped(self) -> None:
-        while not self._stop_announcing.wait(1.0):
-            self._announce()
-
-    def threads(self) -> int:
-        """How many threads this process should use now."""
-        if self.fixed:
-            return self.fixed
-        if self.cores == 1:
-            return 1
+        if torch.get_num_threads() != self.threads:  # torch's count is per thread
+            torch.set_num_threads(self.threads)
         if self.role == "app":
-            return self.cores - 1 if self._fresh(JOB_MARKER) else self.cores
-        return 1 if self._fresh(ANSWERING_MARKER) else self.cores
-
-    def apply(self) -> int:
-        """Sets torch's thread count for the calling thread (at most every CHECK_EVERY_S) and announces
-        this process's work to the other side; call it between steps."""
-        import torch
-
-        now = time.monotonic()
-        if now - self._checked_at >= CHECK_EVERY_S:
-            self._checked_at = now
             self._announce()
-            threads = self.threads()
-            if threads != self._threads or threads != torch.get_num_threads():
-                torch.set_num_threads(threads)
-                self._threads = threads
-        return self._threads or torch.get_num_threads()
+            return 0.0
+        if not self.app_is_answering():
+            return 0.0
+        waited_from = time.monotonic()
+        if on_pause:
+            on_pause()
+        while self.app_is_answering():
+            time.sleep(CHECK_EVERY_S / 2)
+        return time.monotonic() - waited_from
 
-    def _announce(self) -> None:
-        marker = self.data_dir / (ANSWERING_MARKER if self.role == "app" else JOB_MARKER)
-        with contextlib.suppress(OSError):  # a read-only or vanished data folder: sharing is best effort
-            marker.touch()
-
-    def _fresh(self, name: str) -> bool:
+    def app_is_answering(self) -> bool:
         try:
-            return time.time() - (self.data_dir / name).stat().st_mtime < FRESH_S
+            return time.time() - (self.data_dir / ANSWERING_MARKER).stat().st_mtime < FRESH_S
         except OSError:
             return False
+
+    def _announce(self) -> None:
+        now = time.monotonic()
+        if now - self._announced_at < CHECK_EVERY_S:
+            return
+        self._announced_at = now
+        with contextlib.suppress(OSError):  # a read-only or vanished data folder: sharing is best effort
+            (self.data_dir / ANSWERING_MARKER).touch()

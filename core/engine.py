@@ -116,7 +116,7 @@ class DoneEvent:
 class Engine:
     def __init__(self, loaded: LoadedModel, budget: CpuBudget | None = None):
         self.model = loaded.model
-        self.budget = budget  # the cores this process may use now (core.cpu_budget); None: torch's default
+        self.budget = budget  # the worker's thread count and its turn (core.cpu_budget); None: torch's default
         self.tokenizer = loaded.tokenizer
         self.model_name = loaded.name
         self.device = loaded.device
@@ -261,7 +261,7 @@ class Engine:
             joining = [request for request in held if request.decoding.batch_key == batch.decoding.batch_key]
             held = [request for request in held if request.decoding.batch_key != batch.decoding.batch_key]
             produced, ended = [], []
-            if self.budget:  # the worker's own thread count: torch's is per thread
+            if self.budget:  # torch's thread count is per thread: the worker sets its own
                 self.budget.apply()
             with self._lock, torch.inference_mode():
                 for request in joining:

@@ -24,7 +24,7 @@ from core.settings import Settings
 from core.train_config import TrainConfig
 
 IGNORE = -100
-MICRO_BATCH_TOKENS = 2048  # padded tokens per forward/backward pass
+MICRO_BATCH_TOKENS = 1024  # padded tokens per forward/backward pass: ~7 s, how long the app may wait for a job
 
 
 @dataclass
@@ -73,7 +73,7 @@ def estimate_seconds(lengths: list[int], config: TrainConfig, tokens_per_s: floa
 
 class RecentRate:
     """Training tokens per second over the last `window_s` seconds, so an ETA follows the current load
-    (the app answering beside the job takes cores from it, core.cpu_budget) rather than the average
+    (the job pauses while the app answers, core.cpu_budget) rather than the average
     since the start."""
 
     def __init__(self, window_s: float = 60.0):
@@ -158,16 +158,12 @@ def train_adapter(
     name: str | None = None,
     on_phase: Callable[[str], None] | None = None,
     source: dict | None = None,
-    budget: CpuBudget | None = None,
 ) -> AdapterInfo:
     """Trains a LoRA adapter for the scenario and publishes it as the active adapter.
 
     `dataset_path` is the file trained on (default: the scenario's train.jsonl); `source` describes
     what the user chose when that file was derived from another (context-aware training). Training
-    yields cores to the app's answers (core.cpu_budget); a job process passes the budget it announces."""
-    if budget is None:
-        with CpuBudget(settings.data_dir, "job", settings.threads) as budget:
-            return train_adapter(settings, scenario, config, dataset_path, on_progress, name, on_phase, source, budget)
+    pauses between micro-batches while the app answers (core.cpu_budget)."""
     from peft import LoraConfig, get_peft_model
 
     started = time.perf_counter()
@@ -217,6 +213,8 @@ def train_adapter(
     )
 
     on_phase("Training")
+    budget = CpuBudget(settings.data_dir, "job", settings.threads)
+    threads_before = torch.get_num_threads()  # restored at the end: the calling thread goes on
     history: list[dict] = []
     step, tokens_seen, train_started = 0, 0, time.perf_counter()
     planned_tokens = (
@@ -234,7 +232,8 @@ def train_adapter(
             labelled = sum(sum(label != IGNORE for label in labels[1:]) for _, labels in batch)
             batch_loss = 0.0
             for part in _micro_batches(batch, MICRO_BATCH_TOKENS):
-                budget.apply()
+                if budget.apply(on_pause=lambda: on_phase("Training (paused while the app answers)")):
+                    on_phase("Training")
                 inputs = _collate(part, tokenizer.pad_token_id, device)
                 loss_sum, _ = _assistant_loss(model, inputs)
                 (loss_sum / labelled).backward()
@@ -276,6 +275,7 @@ def train_adapter(
     if config.check_forgetting:
         on_phase("Checking general knowledge (forgetting)")
         forgetting = check_forgetting(model, tokenizer, scenario.system_prompt)
+    torch.set_num_threads(threads_before)
     on_phase("Publishing")
     duration = time.perf_counter() - started
     name = name or f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"

@@ -194,14 +194,12 @@ def run_job(settings: Settings, job_id: int) -> None:
                     "UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?",
                     (_now(), os.getpid(), job_id),
                 )
-            # the job yields cores to the app's answers
-            with CpuBudget(settings.data_dir, "job", settings.threads) as budget:
-                (_run_training if job["kind"] == "train" else _run_evaluation)(settings, job, budget)
+            (_run_training if job["kind"] == "train" else _run_evaluation)(settings, job)
         finally:
             stop_heartbeat.set()
 
 
-def _run_training(settings: Settings, job: dict, budget: CpuBudget) -> None:
+def _run_training(settings: Settings, job: dict) -> None:
     job_id = job["id"]
     try:
         info = train_adapter(
@@ -212,7 +210,6 @@ def _run_training(settings: Settings, job: dict, budget: CpuBudget) -> None:
             on_progress=lambda p: _record_progress(settings, job_id, p),
             on_phase=lambda phase: _set_phase(settings, job_id, phase),
             source=source_metadata(Path(job["source_dataset"] or job["dataset"]), Path(job["dataset"])),
-            budget=budget,
         )
     except Cancelled:
         _finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
@@ -222,13 +219,14 @@ def _run_training(settings: Settings, job: dict, budget: CpuBudget) -> None:
         _finish(settings, job_id, "succeeded", f"Adapter {info.name} is now active.", adapter=info.name)
 
 
-def _run_evaluation(settings: Settings, job: dict, budget: CpuBudget) -> None:
+def _run_evaluation(settings: Settings, job: dict) -> None:
     from core.judge import configured_judge
     from core.lab import Lab
 
     job_id, config = job["id"], EvalConfig.from_dict(job["config"])
     _set_phase(settings, job_id, "Loading the model and the knowledge base")
     try:
+        budget = CpuBudget(settings.data_dir, "job", settings.threads)  # pauses while the app answers
         lab, scenario = Lab(settings, budget), load_scenario(job["scenario_path"])
         lab.ensure_ingested(scenario)  # new and changed documents only; usually nothing to do
         result = run_evaluation(

@@ -42,7 +42,8 @@ from core.uploads import parse_upload
 class Lab:
     def __init__(self, settings: Settings, budget: CpuBudget | None = None):
         self.settings = settings
-        self.budget = budget or CpuBudget(settings.data_dir, "app", settings.threads)  # a job process passes its own
+        # the model's thread count (a job process passes one that pauses while the app answers)
+        self.budget = budget or CpuBudget(settings.data_dir, "app", settings.threads)
         self._engine: Engine | None = None
         self.embeddings = BundledEmbeddings(settings)  # loads on the first text to embed
         self._knowledge_bases: dict[str, KnowledgeBase] = {}

@@ -1,14 +1,15 @@
-"""The app and its jobs share the cores (core/cpu_budget.py): the app's engine leaves a core to a running
-job, and a job keeps one core while the app answers; stale markers free the cores again.
-A real job process announcing itself: test_jobs."""
+"""The app and its jobs share the cores (core/cpu_budget.py): the app announces that it is answering,
+a job waits while it does; the model's thread count never changes with the load (the same answer
+whenever it is asked), and other threads use one thread. A real job process pausing: test_jobs."""
 
 import os
+import threading
 import time
 
 import pytest
 import torch
 
-from core.cpu_budget import ANSWERING_MARKER, FRESH_S, JOB_MARKER, CpuBudget
+from core.cpu_budget import ANSWERING_MARKER, FRESH_S, CpuBudget
 
 
 @pytest.fixture(autouse=True)
@@ -19,32 +20,28 @@ def keep_torch_threads():
     torch.set_num_threads(before)
 
 
-def test_the_app_leaves_a_core_to_a_running_job(tmp_path):
+def test_the_apps_engine_announces_it_is_answering_and_keeps_its_thread_count(tmp_path):
     app = CpuBudget(tmp_path, "app", cores=2)
-    assert app.threads() == 2
-    with CpuBudget(tmp_path, "job", cores=2):
-        assert (tmp_path / JOB_MARKER).exists()
-        assert app.threads() == 1
+    assert not app.app_is_answering()
+    app.apply()
+    assert (tmp_path / ANSWERING_MARKER).exists() and app.app_is_answering()
+    assert torch.get_num_threads() == 2
+    assert CpuBudget(tmp_path, "app", fixed=1, cores=2).threads == 1  # LAB_THREADS
 
 
-def test_a_job_keeps_one_core_while_the_app_answers(tmp_path):
-    job = CpuBudget(tmp_path, "job", cores=4)
-    assert job.threads() == 4
-    CpuBudget(tmp_path, "app", cores=4).apply()  # what the engine calls between decoding steps
-    assert (tmp_path / ANSWERING_MARKER).exists()
-    assert job.threads() == 1
+def test_a_job_waits_while_the_app_answers_and_goes_on_when_it_stops(tmp_path):
+    CpuBudget(tmp_path, "app", cores=2).apply()
+    job = CpuBudget(tmp_path, "job", cores=2)
+    pauses, waited = [], []
+    worker = threading.Thread(target=lambda: waited.append(job.apply(on_pause=lambda: pauses.append(1))))
+    worker.start()
+    worker.join(timeout=FRESH_S + 10)  # the marker goes stale: the app stopped answering
+    assert not worker.is_alive()
+    assert pauses == [1] and waited[0] > 0
 
 
-def test_a_stale_marker_gives_the_cores_back(tmp_path):
+def test_a_stale_marker_does_not_pause_a_job(tmp_path):
     CpuBudget(tmp_path, "app", cores=2).apply()
     old = time.time() - FRESH_S - 1
     os.utime(tmp_path / ANSWERING_MARKER, (old, old))
-    assert CpuBudget(tmp_path, "job", cores=2).threads() == 2
-
-
-def test_apply_sets_the_calling_threads_torch_threads_and_a_jobs_exit_restores_them(tmp_path):
-    before = torch.get_num_threads()
-    with CpuBudget(tmp_path, "job", fixed=1, cores=2) as job:
-        assert job.apply() == 1
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
+    assert CpuBudget(tmp_path, "job", cores=2).apply() == 0.0

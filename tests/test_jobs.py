@@ -34,7 +34,9 @@ def _wait(settings, job_id, until, limit_s=300):
     raise AssertionError(f"job never reached the expected state: {job}")
 
 
-def test_a_job_trains_in_its_own_process_and_kill_9_of_the_next_keeps_its_adapter(job_settings):
+def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9_of_the_next_keeps_its_adapter(
+    job_settings,
+):
     first = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
     job = _wait(job_settings, first, lambda j: j["status"] not in ("queued", "running"))
     assert job["status"] == "succeeded", job["message"]
@@ -45,7 +47,8 @@ def test_a_job_trains_in_its_own_process_and_kill_9_of_the_next_keeps_its_adapte
 
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     job = _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
-    assert CpuBudget(job_settings.data_dir, "app", cores=2).threads() == 1  # the job announces itself
+    app = CpuBudget(job_settings.data_dir, "app")  # the app answering: the job pauses
+    job = _wait(job_settings, job_id, lambda j: app.apply() == 0.0 and "paused" in (j["phase"] or ""))
     os.kill(job["pid"], signal.SIGKILL)
     job = _wait(
         job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", limit_s=60

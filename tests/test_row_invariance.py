@@ -56,3 +56,24 @@ def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_
         assert alone["base"] != alone["finetuned"]  # the adapter changes the answer: the check can fail
         batched = run_rows(other_lab.engine, list(rows.values()), decoding)
         assert dict(zip(rows, batched, strict=True)) == alone
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
+def test_a_rows_logits_are_the_same_on_one_thread_and_on_two(lab, sample, dtype):
+    """The app's engine changes its thread count when a job starts or ends (core/cpu_budget.py)."""
+    source, _ = model_source(lab.settings)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
+    use_batch_invariant_kernels(model)
+    prompt = lab.engine.encode([{"role": "user", "content": "Where is my order? It left on Monday."}], 8)[0]
+    threads = torch.get_num_threads()
+    logits = {}
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            with torch.inference_mode():
+                prefill = model(input_ids=torch.tensor([prompt[:-1]]), use_cache=True)
+                step = model(input_ids=torch.tensor([[prompt[-1]]]), past_key_values=prefill.past_key_values)
+            logits[count] = (prefill.logits, step.logits)
+    finally:
+        torch.set_num_threads(threads)
+    assert [torch.equal(one, two) for one, two in zip(logits[1], logits[2], strict=True)] == [True, True]
