@@ -5,8 +5,10 @@ For float32 and bfloat16, with the engine's kernels (core/row_products.py, core/
 with the ones it used before (one product for all rows, padded attention), this measures: decode
 tok/s for one row, the prefill of a RAG prompt (its first token, retrieval excluded) and the four
 compare rows' wall time, all with a fixed answer length. Medians of RUNS runs. Prints a table and
-writes the "dtypes" section of bench/results.json. `python -m bench.dtype_speed` (~6 min on 2 cores;
-bfloat16 on a CPU without native bf16 takes longer: its prefill is slow).
+writes the "dtypes" section of bench/results.json ("dtypes_avx2_kernels" when ISA_VARIABLES are set).
+`python -m bench.dtype_speed` (~5 min on 2 cores; bfloat16 without native bf16 takes longer). With
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2` it measures the kernels
+a CPU without AVX-512 or native bf16 runs.
 """
 
 import json
@@ -34,6 +36,8 @@ QUESTION = "How long is the warranty on the frame?"
 RUNS = 3
 NEW_TOKENS = 64
 FIXED = Decoding(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
+# Set all three to run the kernels of a CPU without AVX-512 or native bf16 on one that has them.
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def previous_kernels(model) -> None:
@@ -80,45 +84,67 @@ def measure(lab: Lab, scenario, adapter: str) -> dict:
     }
 
 
+def measure_dtype(data_dir: Path, dtype: str) -> dict:
+    """Both kernel sets for one dtype, in this process."""
+    scenario = load_scenario(SCENARIO)
+    lab = Lab(Settings(data_dir=data_dir, dtype=dtype))
+    lab.ensure_ingested(scenario)
+    adapter = lab.load_adapter(scenario).engine_name
+    rows = {"batch-invariant": measure(lab, scenario, adapter)}
+    previous_kernels(lab.engine.model)
+    rows["previous"] = measure(lab, scenario, adapter)
+    return rows
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--one":  # a child: one dtype
+        print("RESULT", json.dumps(measure_dtype(Path(sys.argv[2]), sys.argv[3])), flush=True)
+        return
     data_dir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
     (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
-    scenario = load_scenario(SCENARIO)
-    # In its own process, as the app does: training in this one would leave its OpenMP threads here,
-    # which slowed the engine's worker thread ~1.7x in a throw-away script.
+    env = {**os.environ, "LAB_DATA_DIR": str(data_dir)}
+    # In its own process, as the app does; so is each dtype: a process that has run one engine keeps
+    # that engine's threads, which slow the next (core/cpu_budget.py).
     subprocess.run(
         [sys.executable, "-m", "core", "train", str(SCENARIO), "--max-steps", "2", "--batch-size", "2"]
         + ["--val-fraction", "0", "--no-check-forgetting", "--no-context-aware"],
         cwd=ROOT,
-        env={**os.environ, "LAB_DATA_DIR": str(data_dir)},
+        env=env,
         check=True,
         capture_output=True,
     )
-    rows = {}
+    rows = []
     for dtype in ("float32", "bfloat16"):
-        lab = Lab(Settings(data_dir=data_dir, dtype=dtype))
-        lab.ensure_ingested(scenario)
-        adapter = lab.load_adapter(scenario).engine_name
-        rows[(dtype, "batch-invariant")] = measure(lab, scenario, adapter)
-        previous_kernels(lab.engine.model)
-        rows[(dtype, "previous")] = measure(lab, scenario, adapter)
-        del lab
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.dtype_speed", "--one", str(data_dir), dtype],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        line = next(line for line in child.stdout.splitlines() if line.startswith("RESULT "))
+        for kernels, values in json.loads(line.removeprefix("RESULT ")).items():
+            rows.append({"dtype": dtype, "kernels": kernels, **values})
     results = {
         **run_info(),
         "native_bf16": cpu_has_native_bf16(),
+        "isa_override": {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ},
         "torch_threads": torch.get_num_threads(),
         "new_tokens": NEW_TOKENS,
-        "rows": [{"dtype": d, "kernels": k, **v} for (d, k), v in rows.items()],
+        "rows": rows,
     }
+    section = "dtypes_avx2_kernels" if results["isa_override"] else "dtypes"
     out = ROOT / "bench" / "results.json"
     existing = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**existing, "dtypes": results}, indent=2) + "\n")
+    out.write_text(json.dumps({**existing, section: results}, indent=2) + "\n")
     print(render_table(results))
 
 
 def render_table(r: dict) -> str:
     lines = [
         f"Run {r['date']}, commit {r['commit']}, {r['machine']}, native bf16: {r['native_bf16']}, "
+        f"kernel overrides: {r['isa_override'] or 'none'}, "
         f"{r['torch_threads']} threads; medians of {RUNS}, {r['new_tokens']}-token answers.",
         "",
         "| dtype | kernels | decode tok/s (1 row) | RAG prompt | RAG first token | compare four ÷ one |",

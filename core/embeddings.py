@@ -4,6 +4,7 @@ import threading
 
 from langchain_core.embeddings import Embeddings
 
+from core.cpu_budget import one_thread_here
 from core.model_store import bundled_embeddings_dir, resolve_device
 from core.settings import Settings
 
@@ -22,6 +23,7 @@ class BundledEmbeddings(Embeddings):
         return self._loaded is not None
 
     def load(self) -> Embeddings:
+        one_thread_here()  # the engine's worker owns the cores (core.cpu_budget)
         with self._lock:
             if self._loaded is None:
                 from langchain_huggingface import HuggingFaceEmbeddings

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.cpu_budget import one_thread_here
 from core.settings import BUNDLED_MODEL, Settings
 
 if TYPE_CHECKING:
@@ -91,10 +92,11 @@ def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
         return getattr(torch, settings.dtype)
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # Measured on a 2-core AVX2 CPU without native bf16: bf16 decodes faster (15 vs 11 tok/s, it
-    # reads half the bytes) but its matrix products are 6-70x slower, so a 450-token RAG prompt took
-    # 9.4 s to prefill against 1.5 s in fp32. bf16 only pays where the CPU has bf16 instructions.
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    # float32 on every CPU (`python -m bench.dtype_speed`, docs/benchmarks.md "Same answer in every
+    # dtype"). With native bf16 (AVX-512-BF16): float32 decoded 26.6 tok/s against 23.0 and prefilled
+    # a 482-token RAG prompt in 0.49 s against 0.80. Without it, bf16 decodes a little faster but its
+    # matrix products are so slow that the same prompt took 9.4 s against 1.5 s.
+    return torch.float32
 
 
 def cpu_has_native_bf16() -> bool:
@@ -126,6 +128,7 @@ def load_model(settings: Settings, dtype: torch.dtype | None = None) -> LoadedMo
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
+    one_thread_here()  # the thread that loads is not the one that runs the model (core.cpu_budget)
     transformers_logging.disable_progress_bar()  # no weight-loading bars in logs and CLI output
     source, name = model_source(settings)
     device = resolve_device(settings)

@@ -45,3 +45,18 @@ def test_a_stale_marker_does_not_pause_a_job(tmp_path):
     old = time.time() - FRESH_S - 1
     os.utime(tmp_path / ANSWERING_MARKER, (old, old))
     assert CpuBudget(tmp_path, "job", cores=2).apply() == 0.0
+
+
+def test_embedding_in_another_thread_runs_torch_on_one_thread(lab):
+    """What the app's page threads do: embedding a question leaves that thread on one torch thread."""
+    result = []
+
+    def embed() -> None:
+        torch.set_num_threads(2)
+        lab.embeddings.embed_query("Where is my order?")
+        result.append(torch.get_num_threads())
+
+    thread = threading.Thread(target=embed)
+    thread.start()
+    thread.join()
+    assert result == [1]
