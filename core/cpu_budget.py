@@ -1,9 +1,10 @@
 """Shares the CPU cores between the Lab's processes: the app's answers first, its jobs after.
 
 Measured on 2 cores:
-- Two processes that each run torch on every core slow each other 2-4x beyond their share. So a job
-  (training or evaluation, core/jobs.py) pauses between training micro-batches or decoding steps
-  while the app is answering, and takes every core again when it is not.
+- Two processes that each run torch on every core slow each other badly: a 5 s answer took 49 s
+  while a training micro-batch ran beside it. So a job (training or evaluation, core/jobs.py) pauses
+  while the app is answering: before the model's next layer (training, core/finetune.py) or decoding
+  step (evaluation), and takes every core again when the app is done.
 - The app's engine keeps one thread count: a float32 prompt's logits differ in the last bits between
   1 and 2 threads with AVX2 kernels, and the Lab promises the same answer whenever it is asked.
 - In one process, only the thread that runs the model (the engine's worker, the training loop) uses

@@ -1,12 +1,12 @@
 """Attention for decode steps computed one row at a time, so a row's result never depends on its batch.
 
-In a batch, each row's keys are left-padded to the batch's width and masked. Summing over a padded,
-masked width reorders the softmax's additions, so a row's output differs in the last bits from the
-same row alone; in bfloat16 that is enough to change a greedy token now and then (measured: a
-hybrid answer in a four-mode batch left its alone answer after 12 tokens). Here each row of a
-decode step attends over its own keys only, with exactly the call it gets alone, so a compare
-column equals its mode page and a user's answer equals their answer when nobody else is asking.
-Prefill (one prompt at a time) takes transformers' own SDPA path unchanged.
+In a batch, each row's keys are left-padded to the batch's width and masked, and its query is a
+slice of the batch's: the kernel then adds up in another order or takes another path, and the row's
+output differs in the last bits from the same row alone. In bfloat16 that changes a greedy token now
+and then (hooks on every module found the first difference in layer 0's attention output). Here each
+row of a decode step attends over its own keys only, with the call it gets alone, so a compare column
+equals its mode page and a user's answer equals their answer when nobody else is asking. Prefill (one
+prompt at a time) takes transformers' own SDPA path unchanged.
 """
 
 import torch
@@ -28,8 +28,7 @@ def row_by_row_sdpa(module, query, key, value, attention_mask, **kwargs):
             valid = attention_mask[row, 0, -1]
             valid = valid if valid.dtype == torch.bool else valid == 0
             start = int(valid.long().argmax())
-        # Contiguous copies: SDPA's result depends on where in memory the keys start (measured: the same
-        # keys read from a wider buffer gave a different bf16 output).
+        # Contiguous copies, as a row alone has: the same values in a strided query gave another bf16 output.
         keys = key[row : row + 1, :, start:].contiguous()
         values = value[row : row + 1, :, start:].contiguous()
         output, _ = sdpa_attention_forward(module, query[row : row + 1].contiguous(), keys, values, None, **kwargs)
