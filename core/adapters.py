@@ -1,9 +1,11 @@
 """The adapter registry: LoRA adapters per scenario on disk, their metadata, and which one is active.
 
 Layout: DATA/adapters/SCENARIO/NAME/{adapter_config.json, adapter_model.safetensors, lab_adapter.json}
-and DATA/adapters/SCENARIO/ACTIVE naming the adapter the fine-tuned and hybrid modes use. A new
-adapter is written to a staging folder and renamed into place only when complete; ACTIVE is
-replaced atomically, so a reader always sees either the old adapter or the new one.
+and DATA/adapters/SCENARIO/ACTIVE.<base model> naming the adapter the fine-tuned and hybrid modes use
+with that base model. An adapter belongs to the base model it was trained on (`base_model` in its
+metadata): listing and activating take that model, so an adapter is never offered to another one.
+A new adapter is written to a staging folder and renamed into place only when complete; the pointer
+is replaced atomically, so a reader always sees either the old adapter or the new one.
 """
 
 import json
@@ -34,6 +36,10 @@ class AdapterInfo:
         """Name under which the engine loads it: unique across scenarios."""
         return f"{self.metadata.get('scenario', 'x')}--{self.name}"
 
+    @property
+    def base_model(self) -> str:
+        return str(self.metadata.get("base_model", ""))
+
 
 def adapters_dir(data_dir: Path, scenario: str) -> Path:
     return Path(data_dir) / "adapters" / scenario
@@ -55,30 +61,42 @@ def _read(path: Path) -> AdapterInfo | None:
     return AdapterInfo(name=path.name, path=path, metadata=metadata)
 
 
-def list_adapters(data_dir: Path, scenario: str) -> list[AdapterInfo]:
+def list_adapters(data_dir: Path, scenario: str, base_model: str | None = None) -> list[AdapterInfo]:
+    """The scenario's adapters (only those trained on `base_model`, when given), by name."""
     root = adapters_dir(data_dir, scenario)
     found = (
         [_read(p) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
     )
-    return [a for a in found if a]
+    return [a for a in found if a and base_model in (None, a.base_model)]
 
 
-def active_adapter(data_dir: Path, scenario: str) -> AdapterInfo | None:
-    pointer = adapters_dir(data_dir, scenario) / ACTIVE_FILE
-    try:
-        name = pointer.read_text().strip()
-    except OSError:
-        return None
-    return _read(adapters_dir(data_dir, scenario) / name) if name else None
+def _pointer(data_dir: Path, scenario: str, base_model: str) -> Path:
+    return adapters_dir(data_dir, scenario) / f"{ACTIVE_FILE}.{re.sub(r'[^A-Za-z0-9._-]', '_', base_model)}"
+
+
+def active_adapter(data_dir: Path, scenario: str, base_model: str) -> AdapterInfo | None:
+    """The adapter fine-tuned and hybrid use with `base_model`. A data folder from before adapters had
+    a base model each has one pointer (ACTIVE): it still counts for the model its adapter was trained on."""
+    for pointer in (_pointer(data_dir, scenario, base_model), adapters_dir(data_dir, scenario) / ACTIVE_FILE):
+        try:
+            name = pointer.read_text().strip()
+        except OSError:
+            continue
+        adapter = _read(adapters_dir(data_dir, scenario) / name) if name else None
+        if adapter and adapter.base_model == base_model:
+            return adapter
+    return None
 
 
 def set_active(data_dir: Path, scenario: str, name: str) -> None:
+    """Makes `name` the active adapter of the base model it was trained on."""
     root = adapters_dir(data_dir, scenario)
-    if _read(root / name) is None:
+    adapter = _read(root / name)
+    if adapter is None:
         raise ValueError(f"No adapter named {name!r} for scenario {scenario!r}")
     temporary = root / f".{ACTIVE_FILE}.tmp"
     temporary.write_text(name)
-    os.replace(temporary, root / ACTIVE_FILE)
+    os.replace(temporary, _pointer(data_dir, scenario, adapter.base_model))
 
 
 def publish(staged: Path, data_dir: Path, scenario: str, name: str, activate: bool = True) -> AdapterInfo:
@@ -105,7 +123,8 @@ def rename_adapter(data_dir: Path, scenario: str, old: str, new: str) -> Adapter
         raise ValueError(f"No adapter named {old!r} for scenario {scenario!r}")
     if (root / check_name(new)).exists():
         raise ValueError(f"An adapter named {new!r} already exists.")
-    was_active = (active := active_adapter(data_dir, scenario)) is not None and active.name == old
+    base_model = _read(root / old).base_model
+    was_active = (active := active_adapter(data_dir, scenario, base_model)) is not None and active.name == old
     os.rename(root / old, root / new)
     if was_active:
         set_active(data_dir, scenario, new)
@@ -117,12 +136,14 @@ class ActiveAdapterError(ValueError):
 
 
 def delete_adapter(data_dir: Path, scenario: str, name: str, confirm_active: bool = False) -> AdapterInfo | None:
-    """Deletes an adapter and returns the one now active. Deleting the active adapter needs
-    `confirm_active`; the newest remaining adapter then becomes active (or none)."""
+    """Deletes an adapter and returns the one now active for its base model. Deleting the active adapter
+    needs `confirm_active`; the newest remaining adapter of the same base model then becomes active (or none)."""
     root = adapters_dir(data_dir, scenario)
-    if _read(root / name) is None:
+    doomed_info = _read(root / name)
+    if doomed_info is None:
         raise ValueError(f"No adapter named {name!r} for scenario {scenario!r}")
-    active = active_adapter(data_dir, scenario)
+    base_model = doomed_info.base_model
+    active = active_adapter(data_dir, scenario, base_model)
     was_active = active is not None and active.name == name
     if was_active and not confirm_active:
         raise ActiveAdapterError(f"{name} is the active adapter: confirm to delete it.")
@@ -131,9 +152,9 @@ def delete_adapter(data_dir: Path, scenario: str, name: str, confirm_active: boo
     shutil.rmtree(doomed, ignore_errors=True)
     if not was_active:
         return active
-    remaining = sorted(list_adapters(data_dir, scenario), key=lambda a: a.metadata.get("created_at", ""))
+    remaining = sorted(list_adapters(data_dir, scenario, base_model), key=lambda a: a.metadata.get("created_at", ""))
     if remaining:
         set_active(data_dir, scenario, remaining[-1].name)
         return remaining[-1]
-    (root / ACTIVE_FILE).unlink(missing_ok=True)
+    _pointer(data_dir, scenario, base_model).unlink(missing_ok=True)
     return None

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from core.adapters import AdapterNotReady
-from core.model_store import MissingModelError
+from core.model_catalog import BUNDLED_MODELS, DEFAULT_MODEL
+from core.model_store import MissingModelError, ModelChecksumError
 from core.scenario import ScenarioError, load_scenario, validate_scenario
 from core.settings import get_settings
 
@@ -31,10 +32,23 @@ def _ingest(lab, scenario) -> None:
         _say(f"  note on {name}: {'; '.join(notes)}")
 
 
-def _lab():
+def _lab(args=None):
+    """The Lab, on the model `--model` names (default: LAB_MODEL's)."""
     from core.lab import Lab  # heavy imports (torch, transformers, chromadb) only for commands that need them
 
-    return Lab(get_settings())
+    settings = get_settings()
+    if getattr(args, "model", None):
+        settings = settings.model_copy(update={"model": args.model})
+    return Lab(settings)
+
+
+def _add_model_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help=f"{' | '.join(BUNDLED_MODELS)}, a cached Hugging Face id or a folder (default: LAB_MODEL, else "
+        f"{DEFAULT_MODEL})",
+    )
 
 
 def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | None = None) -> None:
@@ -77,7 +91,7 @@ def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | 
 
 def cmd_prepare(args) -> int:
     """Converts the bundled model once and indexes the scenario: what `make` runs before the app starts."""
-    lab = _lab()
+    lab = _lab(args)
     engine = lab.engine
     _say(f"Model ready: {engine.model_name} on {engine.device} ({engine.dtype})")
     if args.scenario:
@@ -117,7 +131,12 @@ def cmd_retrieve(args) -> int:
     scenario = load_scenario(args.scenario)
     knowledge_base = _synced_knowledge_base(lab, scenario)
     saved = knowledge_base.settings.to_dict()
-    overrides = {"k": args.k, "min_score": args.min_score, "search_type": "mmr" if args.mmr else None}
+    overrides = {
+        "k": args.k,
+        "min_score": args.min_score,
+        "search_type": "mmr" if args.mmr else None,
+        "lexical": False if args.no_lexical else None,
+    }
     settings = RetrievalSettings.from_dict({**saved, **{k: v for k, v in overrides.items() if v is not None}})
     hits = knowledge_base.search(args.query, settings)
     if args.json:
@@ -126,7 +145,8 @@ def cmd_retrieve(args) -> int:
     if not hits:
         _say(f"No chunk scored {settings.min_score} or more.")
     for number, hit in enumerate(hits, 1):
-        print(f"[{number}] {hit.score:.3f}  {hit.name} #{hit.chunk}\n{hit.text}\n")
+        ranks = f"  (dense #{hit.dense_rank or '-'}, lexical #{hit.lexical_rank or '-'})" if hit.fused_rank else ""
+        print(f"[{number}] {hit.score:.3f}  {hit.name} #{hit.chunk}{ranks}\n{hit.text}\n")
     return 0
 
 
@@ -174,14 +194,14 @@ def cmd_train(args) -> int:
     from core.train_config import TrainConfig, config_fields
 
     config = TrainConfig(**{name: getattr(args, name) for name, *_ in config_fields()})
-    _train(_lab(), load_scenario(args.scenario), config, args.data, args.name)
+    _train(_lab(args), load_scenario(args.scenario), config, args.data, args.name)
     return 0
 
 
 def cmd_adapters(args) -> int:
     from core.adapters import ActiveAdapterError
 
-    lab = _lab()
+    lab = _lab(args)
     scenario = load_scenario(args.scenario)
     if args.action == "list":
         active = lab.active_adapter(scenario)
@@ -225,7 +245,7 @@ def cmd_eval(args) -> int:
     if any(k not in EVAL_KINDS for k in kinds):
         raise ValueError(f"--kinds takes kinds from {','.join(EVAL_KINDS)}")
     scenario = load_scenario(args.scenario)
-    lab = _lab()
+    lab = _lab(args)
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
     if (
@@ -249,11 +269,11 @@ def cmd_eval(args) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    columns = ("accuracy", "freshness", "refusal", "style", "groundedness", "retrieval_hit_rate", "latency_p50_s")
-    print(f"{'mode':<10}" + "".join(f"{c.replace('_rate', '').replace('_s', ''):>14}" for c in columns))
+    columns = ("accuracy", "freshness", "refusal", "wrongly_declined", "style", "groundedness", "retrieval_hit_rate")
+    print(f"{'mode':<10}" + "".join(f"{c.replace('_rate', '').replace('wrongly_', 'wrongly '):>18}" for c in columns))
     for mode, metrics in result["modes"].items():
         cells = ("-" if metrics[c] is None else f"{metrics[c]:.2f}" for c in columns)
-        print(f"{mode:<10}" + "".join(f"{cell:>14}" for cell in cells))
+        print(f"{mode:<10}" + "".join(f"{cell:>18}" for cell in cells))
     _say(f"Saved as run #{run_id} in {result['wall_s']:.0f} s" + (f"; JSON in {args.out}" if args.out else ""))
     return 0
 
@@ -267,7 +287,7 @@ def cmd_run_job(args) -> int:
 
 def cmd_ask(args) -> int:
     scenario = load_scenario(args.scenario)
-    lab = _lab()
+    lab = _lab(args)
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
     if args.mode in ("finetuned", "hybrid") and not lab.remote and lab.active_adapter(scenario) is None:
@@ -299,7 +319,7 @@ def cmd_compare(args) -> int:
     if unknown or len(modes) < 2 or len(set(modes)) != len(modes):
         raise ValueError(f"--modes takes two or more different modes from {','.join(MODES)}")
     scenario = load_scenario(args.scenario)
-    lab = _lab()
+    lab = _lab(args)
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
     needs_adapter = any(mode in ("finetuned", "hybrid") for mode in modes)
@@ -345,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser("prepare", help="convert the bundled model once; index a scenario")
     prepare.add_argument("--scenario", type=Path, help="scenario folder to index")
+    _add_model_flag(prepare)
     prepare.set_defaults(run=cmd_prepare)
 
     validate = commands.add_parser("validate", help="check a scenario folder")
@@ -355,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
     train.add_argument("--data", type=Path, metavar="FILE", help="training set (JSONL) instead of train.jsonl")
     train.add_argument("--name", help="adapter name (default: SCENARIO-DATE-TIME)")
+    _add_model_flag(train)
     _add_train_flags(train)
     train.set_defaults(run=cmd_train)
 
@@ -368,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = actions.add_parser(action, help=text)
         command.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
+        _add_model_flag(command)
         if action != "list":
             command.add_argument("name", metavar="NAME")
         if action == "list":
@@ -389,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--k", type=int, help="chunks to return (default: the knowledge base's setting)")
     retrieve.add_argument("--min-score", type=float, help="drop chunks scoring below this (cosine, -1..1)")
     retrieve.add_argument("--mmr", action="store_true", help="maximal marginal relevance instead of similarity")
+    retrieve.add_argument("--no-lexical", action="store_true", help="embeddings only, without BM25 fused in")
     retrieve.add_argument("--json", action="store_true")
     retrieve.add_argument("query")
     retrieve.set_defaults(run=cmd_retrieve)
@@ -410,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--scenario", type=Path, required=True, metavar="SCENARIO_DIR")
     ask.add_argument("--mode", choices=MODES, default="base")
     ask.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    _add_model_flag(ask)
     ask.add_argument("question")
     ask.set_defaults(run=cmd_ask)
 
@@ -418,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--modes", default=",".join(MODES), help="comma-separated, two or more (default: all)")
     compare.add_argument("--adapter", help="adapter for finetuned/hybrid (default: the active one)")
     compare.add_argument("--json", action="store_true", help="print every answer object and the batch's wall time")
+    _add_model_flag(compare)
     compare.add_argument("question")
     compare.set_defaults(run=cmd_compare)
 
@@ -436,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--judge", action=argparse.BooleanOptionalAction, default=True, help="use the LLM judge if configured"
     )
     evaluate.add_argument("--out", type=Path, metavar="FILE.json", help="also write the run as JSON here")
+    _add_model_flag(evaluate)
     evaluate.set_defaults(run=cmd_eval)
 
     job = commands.add_parser("run-job", help=argparse.SUPPRESS)
@@ -449,7 +476,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     is imported only once something has failed."""
     from core.knowledge_base import KnowledgeBaseBusy
 
-    return (ScenarioError, MissingModelError, AdapterNotReady, ValueError, KnowledgeBaseBusy)
+    return (ScenarioError, MissingModelError, ModelChecksumError, AdapterNotReady, ValueError, KnowledgeBaseBusy)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,6 +101,7 @@ ADDED_COLUMNS = (
     ("jobs", "source_dataset", "TEXT"),
     ("jobs", "phase", "TEXT"),
     ("jobs", "eval_run", "INTEGER"),
+    ("jobs", "model", "TEXT"),  # the base model's name (core.model_catalog.model_label); NULL: SmolLM2
 )
 
 _prepared: set[str] = set()

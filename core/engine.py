@@ -122,11 +122,13 @@ class Engine:
         self.device = loaded.device
         self.dtype = loaded.dtype
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.parameters = sum(p.numel() for p in self.model.parameters())
         self.adapters: dict[str, str] = {}  # adapter name -> folder it was loaded from
         self._lock = threading.Lock()  # held by the worker for each step; adapters change between steps
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
+        self._closed = False
         use_batch_invariant_kernels(self.model)
         self.lora = LoraRuntime(self.model)
         self.prefixes = PrefixCache()  # system prompts' keys and values, per adapter
@@ -238,8 +240,17 @@ class Engine:
         finally:
             request.cancelled.set()  # a consumer that stops listening also stops its rows
 
+    def close(self) -> None:
+        """Takes no more requests. Rows running now finish; then the worker ends, so nothing holds the
+        model once the caller drops the engine (a model switch)."""
+        with self._worker_lock:
+            self._closed = True
+            self._requests.put(_STOP)
+
     def _submit(self, request: "_Request") -> None:
         with self._worker_lock:
+            if self._closed:
+                raise EngineClosed("The model was switched while this question waited: ask it again.")
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._serve, name="lab-engine", daemon=True)
                 self._worker.start()
@@ -250,14 +261,23 @@ class Engine:
         other sampling settings wait for the running batch to end."""
         held: list[_Request] = []
         batch: DecodeBatch | None = None
+        closing = False
         while True:
             if batch is None:
                 if not held:
-                    held.append(self._requests.get())  # idle until someone asks
+                    if closing:
+                        return
+                    request = self._requests.get()  # idle until someone asks
+                    if request is _STOP:
+                        return
+                    held.append(request)
                 batch = DecodeBatch(self.model, self.tokenizer.eos_token_id, held[0].decoding, self.lora, self.prefixes)
                 torch.manual_seed(held[0].decoding.seed)
             while not self._requests.empty():
-                held.append(self._requests.get())
+                request = self._requests.get()
+                closing = closing or request is _STOP
+                if request is not _STOP:
+                    held.append(request)
             joining = [request for request in held if request.decoding.batch_key == batch.decoding.batch_key]
             held = [request for request in held if request.decoding.batch_key != batch.decoding.batch_key]
             produced, ended = [], []
@@ -304,6 +324,13 @@ class Engine:
         """One conversation: yields text pieces, then its RowStats."""
         for event in self.stream_rows([Row(messages, adapter)], decoding):
             yield event.text if isinstance(event, TextEvent) else event.stats
+
+
+class EngineClosed(RuntimeError):
+    """The engine was closed (the model was switched) before it took this request."""
+
+
+_STOP = object()  # put in the request queue by close()
 
 
 @dataclass

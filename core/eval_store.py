@@ -17,9 +17,14 @@ class RunInfo:
     created_at: float
 
     @property
+    def model(self) -> str:
+        return self.settings.get("model") or ""
+
+    @property
     def title(self) -> str:
+        """What the run pickers show: runs of different base models side by side, told apart by name."""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created_at))
-        return f"#{self.id} · {self.label} · {when}"
+        return f"#{self.id} · {self.label} · {self.model} · {when}"
 
 
 def save_run(data_dir: Path, result: dict, label: str = "", job_id: int | None = None) -> int:

@@ -202,6 +202,7 @@ def _run_settings(lab, scenario: Scenario, config: EvalConfig, adapter, question
         "decoding": asdict(lab.decoding()),
         "retrieval": knowledge_base.settings.to_dict(),
         "figure_check": lab.settings.figure_check,
+        "topic_check": lab.settings.topic_check,
         "documents": len(documents),
         "knowledge_base_sha256": hashlib.sha256("".join(sorted(d.text_sha for d in documents)).encode()).hexdigest(),
         "questions": len(questions),

@@ -27,7 +27,7 @@ def unsupported_figures(text: str, supporting_texts: list[str]) -> list[str]:
     return [fact.text for fact in extract_facts(text) if fact.key not in known]
 
 
-def withheld_reply(draft: str, figures: list[str]) -> str:
+def withheld_reply(draft: str, reason: str) -> str:
     """The decline that replaces a draft: the draft's greeting and sign-off (its voice), the reason between."""
     sentences = split_sentences(draft)
 
@@ -36,12 +36,14 @@ def withheld_reply(draft: str, figures: list[str]) -> str:
 
     opening = sentences[0] if len(sentences) > 1 and plain(sentences[0], MAX_GREETING_WORDS) else ""
     closing = sentences[-1] if len(sentences) > 2 and plain(sentences[-1], MAX_SIGN_OFF_WORDS) else ""
-    named = ", ".join(figures[:3])
-    reason = (
-        f"I can't answer that reliably from the knowledge base: my draft stated {named}, "
+    return " ".join(part for part in (opening, reason, closing) if part)
+
+
+def figures_reason(figures: list[str]) -> str:
+    return (
+        f"I can't answer that reliably from the knowledge base: my draft stated {', '.join(figures[:3])}, "
         "which none of the retrieved passages contains."
     )
-    return " ".join(part for part in (opening, reason, closing) if part)
 
 
 def withhold_unsupported_figures(answer: Answer) -> None:
@@ -51,7 +53,7 @@ def withhold_unsupported_figures(answer: Answer) -> None:
     figures = unsupported_figures(answer.text, [source.text for source in answer.sources] + [answer.question])
     if not figures:
         return
-    answer.withheld_draft, answer.text = answer.text, withheld_reply(answer.text, figures)
+    answer.withheld_draft, answer.text = answer.text, withheld_reply(answer.text, figures_reason(figures))
     answer.notes.append(
         f"Figure check: the draft stated {', '.join(figures)}, found in no retrieved passage, so it was withheld."
     )

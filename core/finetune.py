@@ -40,18 +40,24 @@ class Progress:
 
 # Training tokens/s on the 2-core CPU this Lab was built on; the estimate uses the last run's figure once there is one.
 DEFAULT_TOKENS_PER_S = {"cpu": 140.0, "cuda": 3000.0}
+DEFAULT_RATE_PARAMETERS = 135_000_000  # the model those defaults were measured with (SmolLM2-135M)
 SETUP_S = 15.0  # loading the model and the set, then saving and the forgetting check
 
 
-def measured_tokens_per_s(data_dir: Path, device: str) -> float:
-    """Throughput of the most recent training on this machine, or a measured default."""
-    newest, rate = 0.0, DEFAULT_TOKENS_PER_S.get(device, DEFAULT_TOKENS_PER_S["cpu"])
+def measured_tokens_per_s(data_dir: Path, device: str, base_model: str, parameters: int) -> float:
+    """Throughput of the most recent training of `base_model` on this machine; without one, the default
+    measured with SmolLM2-135M, scaled by parameter count (Qwen2.5-0.5B measured ~1/3 of it)."""
+    newest = 0.0
+    rate = DEFAULT_TOKENS_PER_S.get(device, DEFAULT_TOKENS_PER_S["cpu"]) * min(
+        1.0, DEFAULT_RATE_PARAMETERS / parameters
+    )
     for meta_file in Path(data_dir).glob(f"adapters/*/*/{METADATA_FILE}"):
         try:
             meta = json.loads(meta_file.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if meta.get("device", "cpu") == device and meta.get("tokens_per_s") and meta_file.stat().st_mtime > newest:
+        mine = meta.get("device", "cpu") == device and meta.get("base_model") == base_model
+        if mine and meta.get("tokens_per_s") and meta_file.stat().st_mtime > newest:
             newest, rate = meta_file.stat().st_mtime, float(meta["tokens_per_s"])
     return rate
 

@@ -22,6 +22,7 @@ from core.eval_store import save_run
 from core.evaluation import EvalConfig, EvalProgress, Stopped, run_evaluation
 from core.finetune import Cancelled, Progress, train_adapter
 from core.grounding import source_metadata
+from core.model_catalog import SMOLLM2, model_label
 from core.scenario import Scenario, load_scenario
 from core.settings import Settings
 from core.train_config import TrainConfig
@@ -73,7 +74,7 @@ def _queue(
     with connect(settings.data_dir) as db:
         return db.execute(
             "INSERT INTO jobs (kind, scenario, scenario_path, status, config, dataset, source_dataset, phase, "
-            "created_at, heartbeat_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, 'Waiting for its turn', ?, ?)",
+            "created_at, heartbeat_at, model) VALUES (?, ?, ?, 'queued', ?, ?, ?, 'Waiting for its turn', ?, ?, ?)",
             (
                 kind,
                 scenario.name,
@@ -83,6 +84,7 @@ def _queue(
                 source and str(source),
                 _now(),
                 _now(),
+                model_label(settings.model),
             ),
         ).lastrowid
 
@@ -112,19 +114,27 @@ def get_job(settings: Settings, job_id: int) -> dict | None:
     return _as_dict(row) if row else None
 
 
-def list_jobs(settings: Settings, scenario: str | None = None, limit: int = 50, kind: str | None = None) -> list[dict]:
-    """Newest first: the job history the fine-tuning and evaluation pages show."""
+def list_jobs(
+    settings: Settings,
+    scenario: str | None = None,
+    limit: int = 50,
+    kind: str | None = None,
+    model: str | None = None,
+) -> list[dict]:
+    """Newest first: the job history the fine-tuning and evaluation pages show (of one base model's
+    name, when given; jobs from before models were recorded ran on SmolLM2)."""
     reap_dead_jobs(settings)
     with connect(settings.data_dir) as db:
         rows = db.execute(
-            "SELECT * FROM jobs WHERE (? IS NULL OR scenario = ?) AND (? IS NULL OR kind = ?) ORDER BY id DESC LIMIT ?",
-            (scenario, scenario, kind, kind, limit),
+            "SELECT * FROM jobs WHERE (? IS NULL OR scenario = ?) AND (? IS NULL OR kind = ?) "
+            "AND (? IS NULL OR COALESCE(model, ?) = ?) ORDER BY id DESC LIMIT ?",
+            (scenario, scenario, kind, kind, model, SMOLLM2.name, model, limit),
         ).fetchall()
     return [_as_dict(row) for row in rows]
 
 
-def latest_job(settings: Settings, scenario: str, kind: str = "train") -> dict | None:
-    jobs = list_jobs(settings, scenario, limit=1, kind=kind)
+def latest_job(settings: Settings, scenario: str, kind: str = "train", model: str | None = None) -> dict | None:
+    jobs = list_jobs(settings, scenario, limit=1, kind=kind, model=model)
     return jobs[0] if jobs else None
 
 
@@ -181,6 +191,8 @@ def run_job(settings: Settings, job_id: int) -> None:
     """Body of the job process: wait for the lock, do the job, record the outcome."""
     with connect(settings.data_dir) as db:
         job = _as_dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    if job.get("model"):  # the model the job was submitted for, even if the app has switched since
+        settings = settings.model_copy(update={"model": job["model"]})
     stop_heartbeat = threading.Event()
     threading.Thread(target=_heartbeat, args=(settings, job_id, stop_heartbeat), daemon=True).start()
     with open(Path(settings.data_dir) / "jobs.lock", "w") as lock:

@@ -25,8 +25,10 @@ class RetrievalSettings:
     search_type: Literal["similarity", "mmr"] = "similarity"
     k: int = 3
     min_score: float = 0.2  # chunks scoring below this are not used; none left means "cannot answer"
-    fetch_k: int = 20  # MMR picks k from this many nearest chunks
+    fetch_k: int = 20  # MMR and the fusion pick k from this many candidates of each ranking
     mmr_lambda: float = 0.5  # 1 = pure relevance, 0 = pure diversity
+    lexical: bool = True  # fuse BM25 (exact words, identifiers) with the dense ranking
+    lexical_weight: float = 1.0  # BM25's weight in the fusion; the dense ranking's is 1
     chunk_size: int = 500
     chunk_overlap: int = 80
 
@@ -37,6 +39,8 @@ class RetrievalSettings:
             raise ValueError("k must be 1-50 and fetch_k between k and 500")
         if not -1.0 <= self.min_score <= 1.0 or not 0.0 <= self.mmr_lambda <= 1.0:
             raise ValueError("min score must be -1 to 1 and the MMR lambda 0 to 1")
+        if not 0.0 <= self.lexical_weight <= 5.0:
+            raise ValueError("the lexical weight must be 0 to 5")
         if not 100 <= self.chunk_size <= 8000 or not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError("chunk size must be 100-8000 characters and the overlap smaller than it")
 

@@ -1,4 +1,5 @@
-"""One knowledge base per scenario: documents in, chunks in Chroma, scored search (similarity or MMR).
+"""One knowledge base per scenario: documents in, chunks in Chroma, scored search (similarity or MMR),
+with BM25 fused in (core.lexical_index) so exact identifiers are found.
 
 The manifest (`kb_manifest`) decides what exists: an ingest writes all of a document's chunks, then
 commits its row, then removes the previous version's chunks; searches keep only chunks of committed
@@ -31,6 +32,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from core.kb_manifest import DocumentInfo, Manifest, RetrievalSettings, text_sha
+from core.lexical_index import Chunk, LexicalIndex, fuse, identifiers
 from core.loaders import SUPPORTED_SUFFIXES, ParsedText, UnreadableDocument, parse_file
 
 EMBED_BATCH = 64  # chunks embedded and written per step (progress is reported per step)
@@ -112,12 +114,16 @@ def _holder(lock: FileLock) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """A retrieved chunk and its cosine relevance (1.0 = same meaning)."""
+    """A retrieved chunk, its cosine relevance (1.0 = same meaning) and, from a hybrid search, its place
+    in the dense, the lexical (BM25) and the fused ranking (1 = first; None: not in that ranking's top)."""
 
     name: str
     text: str
     score: float
     chunk: int
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    fused_rank: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,6 +171,7 @@ class KnowledgeBase:
         self._write_lock = threading.RLock()  # this process's threads, one write at a time
         self._store_lock = writer_lock(self.client)  # other processes
         self._collections: dict[int, object] = {}
+        self._lexical = LexicalIndex()
         try:
             with self._writing(wait_s=0):
                 self._reconcile()
@@ -365,38 +372,124 @@ class KnowledgeBase:
 
     # --- read -----------------------------------------------------------------------------------
     def search(self, query: str, settings: RetrievalSettings | None = None) -> list[Source]:
-        """The best chunks for query, scored by cosine relevance, at or above settings.min_score."""
+        """The best chunks for query, at or above settings.min_score cosine relevance. With `lexical` on,
+        the dense and BM25 rankings are fused (reciprocal rank fusion), chunks naming the query's
+        identifiers first (core.lexical_index), before the cut to k (or MMR)."""
         settings = settings or self.settings
         if not query.strip():
             return []
-        mmr = settings.search_type == "mmr"
         vector = self.embeddings.embed_query(query)
         current = self._current_shas()
         if not current:
             return []
+        pool = max(settings.k, settings.fetch_k) if settings.lexical or settings.search_type == "mmr" else settings.k
+        dense = self._dense_candidates(vector, current, pool)
+        candidates = {hit["id"]: hit for hit in dense}
+        order = [hit["id"] for hit in dense]
+        lexical_order: list[str] = []
+        if settings.lexical:
+            lexical = self._lexical.ranked(
+                query, self._signature(current), lambda: self._committed_chunks(current), pool
+            )
+            lexical_order = [c.id for c in lexical]
+            self._add_missing(candidates, lexical_order, vector)
+            order = fuse([order, lexical_order], [1.0, settings.lexical_weight])
+            if named := identifiers(query):  # chunks naming every identifier asked about come first
+                order = sorted(order, key=lambda i: not self._lexical.names_all(i, named))
+        dense_rank = {i: r for r, i in enumerate((h["id"] for h in dense), 1)}
+        lexical_rank = {i: r for r, i in enumerate(lexical_order, 1)}
+        hits = [
+            candidates[i]
+            | {
+                "dense_rank": dense_rank.get(i),
+                "lexical_rank": lexical_rank.get(i) if settings.lexical else None,
+                "fused_rank": fused if settings.lexical else None,
+            }
+            for fused, i in enumerate(order, 1)
+            if i in candidates and candidates[i]["score"] >= settings.min_score
+        ]
+        if settings.search_type == "mmr" and hits:
+            vectors = np.array([hit["vector"] for hit in hits])
+            chosen = (
+                _diverse_in_order(vectors, settings.mmr_lambda, settings.k)
+                if settings.lexical
+                else maximal_marginal_relevance(np.array(vector), vectors, settings.mmr_lambda, settings.k)
+            )
+            hits = [hits[i] for i in chosen]
+        return [_source(hit) for hit in hits[: settings.k]]
+
+    def vocabulary(self) -> set[str]:
+        """The stemmed words of every committed chunk (core.topic_check asks what the documents mention)."""
+        current = self._current_shas()
+        return self._lexical.vocabulary(self._signature(current), lambda: self._committed_chunks(current))
+
+    def _signature(self, current: dict[str, str]) -> tuple:
+        """What the lexical index is built from: the live collection and every document's committed text."""
+        return (self.manifest.generation(), tuple(sorted(current.items())))
+
+    def _dense_candidates(self, vector: list[float], current: dict[str, str], n: int) -> list[dict]:
+        """The `n` nearest chunks of committed texts, nearest first, with score and vector."""
         slack = 8  # room for chunks of a version being replaced right now, which are dropped below
         found = self._collection().query(  # asking for more than the store holds returns what there is
             query_embeddings=[vector],
-            n_results=(settings.fetch_k if mmr else settings.k) + slack,
+            n_results=n + slack,
             # Only chunks of committed texts compete: a long document being written now (by this process
             # or another) or left by a crash would otherwise fill every place and leave no answer.
             where={"text_sha": {"$in": sorted(set(current.values()))}},
-            include=["documents", "metadatas", "distances"] + (["embeddings"] if mmr else []),
+            include=["documents", "metadatas", "distances", "embeddings"],
         )
-        hits = []
-        for index, (text, meta, distance) in enumerate(
-            zip(found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True)
+        hits = [
+            {
+                "id": chunk_id_,
+                "name": meta["source"],
+                "text": text,
+                "chunk": meta["chunk"],
+                "score": round(1.0 - float(distance), 4),
+                "vector": embedding,
+            }
+            for chunk_id_, text, meta, distance, embedding in zip(
+                found["ids"][0],
+                found["documents"][0],
+                found["metadatas"][0],
+                found["distances"][0],
+                found["embeddings"][0],
+                strict=True,
+            )
+            if current.get(meta["source"]) == meta["text_sha"]
+        ]
+        return hits[:n]
+
+    def _committed_chunks(self, current: dict[str, str]) -> list[Chunk]:
+        """Every chunk of a committed text: what the lexical index is built from."""
+        found = self._collection().get(
+            where={"text_sha": {"$in": sorted(set(current.values()))}}, include=["documents", "metadatas"]
+        )
+        return [
+            Chunk(chunk_id_, meta["source"], text, meta["chunk"])
+            for chunk_id_, text, meta in zip(found["ids"], found["documents"], found["metadatas"], strict=True)
+            if current.get(meta["source"]) == meta["text_sha"]
+        ]
+
+    def _add_missing(self, candidates: dict[str, dict], ids: list[str], vector: list[float]) -> None:
+        """Adds the chunks only the lexical ranking found, with their cosine relevance to the query."""
+        missing = [i for i in ids if i not in candidates]
+        if not missing:
+            return
+        found = self._collection().get(ids=missing, include=["documents", "metadatas", "embeddings"])
+        query = np.asarray(vector, dtype=np.float64)
+        for chunk_id_, text, meta, embedding in zip(
+            found["ids"], found["documents"], found["metadatas"], found["embeddings"], strict=True
         ):
-            score = round(1.0 - float(distance), 4)
-            if current.get(meta["source"]) == meta["text_sha"] and score >= settings.min_score:
-                hits.append((Source(meta["source"], text, score, meta["chunk"]), index))
-        if not mmr:
-            return [source for source, _ in hits[: settings.k]]
-        vectors = np.array([found["embeddings"][0][index] for _, index in hits])
-        if not len(vectors):
-            return []
-        chosen = maximal_marginal_relevance(np.array(vector), vectors, settings.mmr_lambda, settings.k)
-        return [hits[i][0] for i in chosen]
+            chunk_vector = np.asarray(embedding, dtype=np.float64)
+            cosine = float(query @ chunk_vector / (np.linalg.norm(query) * np.linalg.norm(chunk_vector) or 1.0))
+            candidates[chunk_id_] = {
+                "id": chunk_id_,
+                "name": meta["source"],
+                "text": text,
+                "chunk": meta["chunk"],
+                "score": round(cosine, 4),
+                "vector": embedding,
+            }
 
     def documents(self) -> list[DocumentInfo]:
         return self.manifest.documents()
@@ -422,3 +515,23 @@ class KnowledgeBase:
 
     def _current_shas(self) -> dict[str, str]:
         return self.manifest.current_shas()
+
+
+def _diverse_in_order(vectors: np.ndarray, mmr_lambda: float, k: int) -> list[int]:
+    """MMR over a fused ranking: relevance is a chunk's place in it (first = 1, last = 0), as the two
+    rankings have no common score; redundancy is the cosine similarity to the chunks already picked."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    relevance = 1.0 - np.arange(len(unit)) / max(len(unit) - 1, 1)
+    chosen: list[int] = []
+    while len(chosen) < min(k, len(unit)):
+        redundancy = (unit @ unit[chosen].T).max(axis=1) if chosen else np.zeros(len(unit))
+        value = mmr_lambda * relevance - (1 - mmr_lambda) * redundancy
+        value[chosen] = -np.inf
+        chosen.append(int(np.argmax(value)))
+    return chosen
+
+
+def _source(hit: dict) -> Source:
+    return Source(
+        hit["name"], hit["text"], hit["score"], hit["chunk"], hit["dense_rank"], hit["lexical_rank"], hit["fused_rank"]
+    )

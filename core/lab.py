@@ -4,6 +4,7 @@ Pages and the command line ask it for answers and status; it loads each heavy th
 use, and is safe to share between threads (Streamlit sessions).
 """
 
+import gc
 import json
 import threading
 from dataclasses import replace
@@ -30,11 +31,13 @@ from core.grounding import GroundingReport, prepare_training_set
 from core.jobs import latest_job, submit_training
 from core.kb_manifest import RetrievalSettings
 from core.knowledge_base import KnowledgeBase, chroma_client
+from core.model_catalog import BUNDLED_MODELS, bundled_model, model_label
 from core.model_store import load_model
 from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
 from core.remote_model import answer_cost, describe_error, remote_chat_model, server_label
 from core.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
 from core.settings import Settings
+from core.topic_check import topic_check
 from core.train_config import TrainConfig
 from core.uploads import parse_upload
 
@@ -56,6 +59,35 @@ class Lab:
             if self._engine is None:
                 self._engine = Engine(load_model(self.settings), self.budget)
             return self._engine
+
+    @property
+    def model_label(self) -> str:
+        """The local model's name, as answers and adapters record it; known without loading it."""
+        return model_label(self.settings.model)
+
+    def model_choices(self) -> dict[str, str]:
+        """What the model switch offers: LAB_MODEL value -> name (the bundled models, and the configured
+        model when it is another)."""
+        choices = {key: model.name for key, model in BUNDLED_MODELS.items()}
+        if bundled_model(self.settings.model) is None:
+            choices[self.settings.model] = self.settings.model
+        return choices
+
+    def switch_model(self, choice: str) -> None:
+        """Answers with `choice` (a LAB_MODEL value) from now on, for every session of this process. The
+        current model is released first (answers running now finish on it), so one model is in memory;
+        the new one loads on the next answer. Jobs submitted afterwards train and evaluate `choice`."""
+        if choice not in self.model_choices():
+            raise ValueError(f"Unknown model {choice!r}: choose one of {', '.join(self.model_choices())}")
+        with self._lock:
+            if model_label(choice) == self.model_label:
+                return
+            old, self._engine = self._engine, None
+            self.settings = self.settings.model_copy(update={"model": choice})
+        if old is not None:
+            old.close()
+            del old
+            gc.collect()
 
     def warm_up(self) -> None:
         """Loads the model (unless a server answers) and the embeddings now rather than inside the first answer."""
@@ -91,6 +123,8 @@ class Lab:
                 defaults = RetrievalSettings(
                     k=s.retrieval_k,
                     min_score=s.retrieval_min_score,
+                    lexical=s.retrieval_lexical,
+                    lexical_weight=s.retrieval_lexical_weight,
                     chunk_size=s.chunk_size,
                     chunk_overlap=s.chunk_overlap,
                 )
@@ -133,7 +167,7 @@ class Lab:
 
     # --- adapters -----------------------------------------------------------------------------
     def active_adapter(self, scenario: Scenario) -> AdapterInfo | None:
-        return active_adapter(self.settings.data_dir, scenario.name)
+        return active_adapter(self.settings.data_dir, scenario.name, self.model_label)
 
     def prepare_training(
         self, scenario: Scenario, config: TrainConfig, dataset_path: Path | None = None
@@ -171,18 +205,36 @@ class Lab:
         A failed or cancelled job is not retried on its own: the page offers a button instead."""
         if self.active_adapter(scenario) or not self.settings.auto_train:
             return None
-        job = latest_job(self.settings, scenario.name)
+        job = latest_job(self.settings, scenario.name, model=self.model_label)
         if job:
             return job
         if scenario.train_path.exists():
             self.submit_training(scenario)
-        return latest_job(self.settings, scenario.name)
+        return latest_job(self.settings, scenario.name, model=self.model_label)
 
     def adapters(self, scenario: Scenario) -> list[AdapterInfo]:
-        return list_adapters(self.settings.data_dir, scenario.name)
+        """The scenario's adapters trained on the model loaded now: the only ones it can use."""
+        return list_adapters(self.settings.data_dir, scenario.name, self.model_label)
+
+    def other_models_adapters(self, scenario: Scenario) -> list[AdapterInfo]:
+        """Adapters of this scenario trained on another base model: listed, never loaded into this one."""
+        return [a for a in list_adapters(self.settings.data_dir, scenario.name) if a.base_model != self.model_label]
 
     def activate_adapter(self, scenario: Scenario, name: str) -> None:
+        self._own_adapter(scenario, name)
         set_active(self.settings.data_dir, scenario.name, name)
+
+    def _own_adapter(self, scenario: Scenario, name: str) -> AdapterInfo:
+        """The adapter `name` of the model loaded now; AdapterNotReady says why another one is refused."""
+        found = {a.name: a for a in list_adapters(self.settings.data_dir, scenario.name)}
+        if name not in found:
+            raise AdapterNotReady(f"Scenario {scenario.name!r} has no adapter named {name!r}.")
+        if found[name].base_model != self.model_label:
+            raise AdapterNotReady(
+                f"The adapter {name!r} was trained on {found[name].base_model}, not on {self.model_label}: "
+                "an adapter only fits the model it was trained on. Switch models, or train one for this model."
+            )
+        return found[name]
 
     def rename_adapter(self, scenario: Scenario, old: str, new: str) -> AdapterInfo:
         renamed = rename_adapter(self.settings.data_dir, scenario.name, old, new)
@@ -216,11 +268,11 @@ class Lab:
         if name is None:
             adapter = self.active_adapter(scenario)
             if adapter is None:
-                raise AdapterNotReady(f"Scenario {scenario.name!r} has no fine-tuned adapter yet.")
+                raise AdapterNotReady(
+                    f"Scenario {scenario.name!r} has no fine-tuned adapter for {self.model_label} yet."
+                )
         else:
-            adapter = next((a for a in self.adapters(scenario) if a.name == name), None)
-            if adapter is None:
-                raise AdapterNotReady(f"Scenario {scenario.name!r} has no adapter named {name!r}.")
+            adapter = self._own_adapter(scenario, name)
         self.engine.ensure_adapter(adapter.engine_name, adapter.path)
         return adapter
 
@@ -250,7 +302,7 @@ class Lab:
         chain = build_chain(mode, self._chat_model(info, self.decoding()), self._retriever(scenario))
         inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
         answer = Answer(mode=mode, question=question, adapter=info and info.name, **self._origin(info))
-        return AnswerStream(chain, inputs, answer, self._finish(), self._describe_error())
+        return AnswerStream(chain, inputs, answer, self._finish(scenario), self._describe_error())
 
     def compare(
         self,
@@ -284,7 +336,7 @@ class Lab:
                 for c, a in zip(columns, adapters, strict=True)
             ]
             streams = [
-                AnswerStream(chain, i, answer, self._finish(), self._describe_error())
+                AnswerStream(chain, i, answer, self._finish(scenario), self._describe_error())
                 for chain, i, answer in zip(chains, inputs, answers, strict=True)
             ]
             return ConcurrentComparisonStream(streams, decoding)
@@ -295,7 +347,7 @@ class Lab:
             answers,
             [a and a.engine_name for a in adapters],
             decoding or self.decoding(),
-            self._finish(),
+            self._finish(scenario),
         )
 
     # --- backends -----------------------------------------------------------------------------
@@ -318,10 +370,14 @@ class Lab:
             return None
         return lambda error: describe_error(error, self.settings) if isinstance(error, openai.OpenAIError) else None
 
-    def _finish(self):
-        """What every finished answer goes through: its price (servers), then the figure check (unless off)."""
-        steps = ([self._price] if self.remote else []) + (
-            [withhold_unsupported_figures] if self.settings.figure_check else []
+    def _finish(self, scenario: Scenario):
+        """What every finished answer goes through: its price (servers), then the figure check and the
+        topic check (each unless off)."""
+        s = self.settings
+        steps = (
+            ([self._price] if self.remote else [])
+            + ([withhold_unsupported_figures] if s.figure_check else [])
+            + ([topic_check(lambda: self.knowledge_base(scenario).vocabulary())] if s.topic_check else [])
         )
 
         def finish(answer: Answer) -> None:
@@ -360,7 +416,7 @@ class Lab:
             "chunks": sum(d.chunks for d in documents),
             "adapter": adapter.name if adapter else None,
             "adapter_metadata": adapter.metadata if adapter else None,
-            "job": latest_job(self.settings, scenario.name),
+            "job": latest_job(self.settings, scenario.name, model=self.model_label),
             "data_dir": str(Path(self.settings.data_dir).resolve()),
         }
 

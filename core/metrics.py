@@ -27,6 +27,7 @@ SHARE_METRICS = {
     "accuracy": ("correct", "gradable"),
     "freshness": ("fresh_correct", "fresh"),
     "refusal": ("declined_unanswerable", "unanswerable"),
+    "wrongly_declined": ("declined_answerable", "gradable"),  # a mode that declines everything scores 1.0 here
     "style": ("styled", "style_checked"),
     "groundedness": ("supported_claims", "claims"),
     "retrieval_hit_rate": ("retrieval_hit", "retrieval_checked"),
@@ -101,6 +102,11 @@ class Score:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def declined_answerable(self) -> int:
+        """Declined a question that has an answer (derived, so runs saved before it count too)."""
+        return self.declined if self.gradable else 0
 
     def passed(self) -> bool | None:
         """The pass/fail mark of the question: correct, or declined when it has no answer; None if ungraded."""

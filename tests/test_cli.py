@@ -147,6 +147,11 @@ def test_train_with_flags_and_data_then_manage_adapters(tmp_path, capsys):
     assert main(["adapters", "list", str(scenario)]) == 0
     listing = capsys.readouterr().out
     assert "* second" in listing and "renamed" not in listing
+    # Adapters belong to the model they were trained on: another model lists none and activates none.
+    assert main(["adapters", "list", str(scenario), "--model", "qwen2.5-coder-0.5b"]) == 0
+    assert "0 adapters; none active" in capsys.readouterr().err
+    assert main(["adapters", "activate", str(scenario), "second", "--model", "qwen2.5-coder-0.5b"]) == 2
+    assert "trained on SmolLM2-135M-Instruct" in capsys.readouterr().err
 
 
 def test_eval_writes_the_run_as_json_and_saves_it(sample, settings, tmp_path):

@@ -1,6 +1,6 @@
 """The figure check: RAG and hybrid answers stating a figure that no source contains are withheld."""
 
-from core.figure_check import unsupported_figures, withheld_reply, withhold_unsupported_figures
+from core.figure_check import figures_reason, unsupported_figures, withheld_reply, withhold_unsupported_figures
 from core.knowledge_base import Source
 from core.modes import Answer
 from core.refusals import is_decline
@@ -55,9 +55,9 @@ def test_other_modes_declines_and_answers_without_sources_are_left_alone():
 
 def test_withheld_reply_keeps_only_a_plain_greeting_and_sign_off():
     # "The answer is: 4." and a markup fragment are not a greeting or a sign-off.
-    reply = withheld_reply("The answer is: 4. You have 10 days. <li>x</li>", ["10 days"])
+    reply = withheld_reply("The answer is: 4. You have 10 days. <li>x</li>", figures_reason(["10 days"]))
     assert reply.startswith("I can't answer that reliably") and "<li>" not in reply and "4." not in reply
-    reply = withheld_reply("Sure! It costs $9, $8, $7 or $6.", ["$9", "$8", "$7", "$6"])
+    reply = withheld_reply("Sure! It costs $9, $8, $7 or $6.", figures_reason(["$9", "$8", "$7", "$6"]))
     assert reply.startswith("Sure! I can't") and "$6" not in reply  # three figures named at most
 
 

@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from core.adapters import active_adapter, list_adapters
 from core.finetune import IGNORE, _micro_batches, tokenize_example, train_adapter
+from core.model_catalog import SMOLLM2
 from core.model_store import model_source
 from core.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
@@ -32,7 +33,7 @@ def test_only_assistant_tokens_are_labelled(lab):
 
 
 def test_adapter_files_metadata_and_round_trip(lab, sample):
-    adapter = active_adapter(lab.settings.data_dir, sample.name)
+    adapter = active_adapter(lab.settings.data_dir, sample.name, SMOLLM2.name)
     assert (adapter.path / "adapter_config.json").exists()
     assert (adapter.path / "adapter_model.safetensors").exists()
     config = json.loads((adapter.path / "adapter_config.json").read_text())
@@ -56,7 +57,7 @@ def test_adapter_files_metadata_and_round_trip(lab, sample):
 
 
 def test_adapter_changes_greedy_output(lab, sample):
-    adapter = active_adapter(lab.settings.data_dir, sample.name)
+    adapter = active_adapter(lab.settings.data_dir, sample.name, SMOLLM2.name)
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
     messages = [{"role": "system", "content": sample.system_prompt}, {"role": "user", "content": "How do I pay?"}]
     decoding = lab.decoding()
@@ -84,7 +85,7 @@ def test_training_is_seeded(lab, sample, tmp_path):
     second = train_adapter(settings, sample, config, name="b")
     assert first.metadata["loss_history"] == second.metadata["loss_history"]
     assert [a.name for a in list_adapters(tmp_path, sample.name)] == ["a", "b"]
-    assert active_adapter(tmp_path, sample.name).name == "b"
+    assert active_adapter(tmp_path, sample.name, SMOLLM2.name).name == "b"
 
 
 def test_failed_training_publishes_nothing(lab, sample, tmp_path):
@@ -94,4 +95,4 @@ def test_failed_training_publishes_nothing(lab, sample, tmp_path):
     with pytest.raises(ValueError, match="no assistant turn"):
         train_adapter(settings, sample, TrainConfig(**QUICK_TRAINING), dataset_path=bad)
     assert list_adapters(tmp_path, sample.name) == []
-    assert active_adapter(tmp_path, sample.name) is None
+    assert active_adapter(tmp_path, sample.name, SMOLLM2.name) is None

@@ -12,6 +12,7 @@ from core.db import connect
 from core.eval_store import list_runs, load_run
 from core.evaluation import EvalConfig
 from core.jobs import get_job, reap_dead_jobs, request_cancel, submit_evaluation, submit_training
+from core.model_catalog import SMOLLM2
 from core.scenario import load_eval_questions, load_scenario
 from core.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING, SAMPLE
@@ -42,7 +43,7 @@ def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9
     assert job["status"] == "succeeded", job["message"]
     assert job["pid"] != os.getpid() and job["step"] == job["total_steps"] == 3
     assert len(job["history"]) == 3
-    before = active_adapter(job_settings.data_dir, "lumen_support")
+    before = active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name)
     assert before.name == job["adapter"]
 
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
@@ -54,7 +55,7 @@ def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9
         job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", limit_s=60
     )
     assert "stopped unexpectedly" in job["message"]
-    assert active_adapter(job_settings.data_dir, "lumen_support") == before
+    assert active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name) == before
     assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [before.name]
     leftovers = [
         p.name
@@ -75,7 +76,7 @@ def test_jobs_queue_and_run_one_at_a_time_oldest_first_and_a_cancelled_one_publi
     assert cancelled["status"] == "cancelled" and cancelled["step"] < 500 and cancelled["adapter"] is None
     done = _wait(job_settings, short, lambda j: j["status"] not in ("queued", "running"))
     assert done["status"] == "succeeded" and done["started_at"] >= cancelled["finished_at"]
-    assert active_adapter(job_settings.data_dir, "lumen_support").name == done["adapter"]
+    assert active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name).name == done["adapter"]
     # The cancelled job published nothing: the queued job's adapter is the only one.
     assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [done["adapter"]]
 

@@ -58,16 +58,18 @@ def test_freshness_edit_reaches_rag_and_undo_restores_the_document(sample, lab):
     sentence_box.set_value(old).run()
     new = old.replace("$25", "$39")
     next(t for t in at.text_area if t.label == "3. New sentence").set_value(new).run()
-    at.text_input(key="fresh_question:lumen_support").set_value("What does express shipping cost?").run()
+    at.text_input(key="fresh_question:lumen_support").set_value("How much does express delivery cost?").run()
     assert "states: **\\$39**" in page_texts(at)  # Markdown-escaped
     next(b for b in at.button if b.label.startswith("Apply the edit")).click().run()
     assert not at.exception
     assert "costs $39" in knowledge_base.document_text(doc)
     # One verdict per mode column, RAG's first among them after base; the timings compare the two ways to learn.
     verdicts = [e.value for e in at.success] + [e.value for e in at.error]
-    assert len(verdicts) == 4 and "States the new fact" in [s.value for s in at.success]
     answers = at.session_state["fresh_result:lumen_support"]["answers"]
-    assert [a.mode for a in answers] == ["base", "rag", "finetuned", "hybrid"] and "$39" in answers[1].text
+    assert [a.mode for a in answers] == ["base", "rag", "finetuned", "hybrid"] and len(verdicts) == 4
+    # Each verdict says whether that answer states $39; RAG's sources hold it at once.
+    assert ("States the new fact" in [s.value for s in at.success]) == any("$39" in a.text for a in answers)
+    assert any("$39" in source.text for source in answers[1].sources)
     assert [m.label for m in at.metric] == ["RAG learned it in", "Fine-tuning learned its facts in"]
     next(b for b in at.button if b.label.startswith("Undo")).click().run()
     assert not at.exception

@@ -58,9 +58,14 @@ def test_changed_file_replaces_its_chunks_and_nothing_else(kb, docs):
 
 def test_search_scores_are_sorted_and_the_right_document_wins(kb, docs):
     kb.sync_folder(docs)
-    hits = kb.search("What is the phone number for support?", RetrievalSettings(k=3, min_score=0.0))
-    assert len(hits) == 3 and hits[0].name == "contact_support.html"
-    assert hits[0].score >= hits[1].score >= hits[2].score
+    question = "What is the phone number for support?"
+    dense = kb.search(question, RetrievalSettings(k=3, min_score=0.0, lexical=False))
+    assert len(dense) == 3 and dense[0].name == "contact_support.html"
+    assert dense[0].score >= dense[1].score >= dense[2].score
+    hybrid = kb.search(question, RetrievalSettings(k=3, min_score=0.0))  # in fused order, not by score
+    assert hybrid[0].name == "contact_support.html" and [h.fused_rank for h in hybrid] == sorted(
+        h.fused_rank for h in hybrid
+    )
     assert kb.search("   ") == []
 
 
@@ -138,3 +143,36 @@ def test_an_upload_of_the_same_text_is_idempotent(kb):
     assert kb.add_text("a.md", ParsedText("Lumen Bikes opened a store in Lisbon in 2024. " * 10)) > 0
     assert kb.add_text("a.md", ParsedText("Lumen Bikes opened a store in Lisbon in 2024. " * 10)) == 0
     assert counts(kb) == {"a.md": kb._collection().count()}
+
+
+def test_a_question_naming_an_identifier_gets_the_chunk_that_names_it_first(kb):
+    kb.add_text("quota.md", ParsedText("Code RC-4031 is shown when the workspace has used all of its storage."))
+    kb.add_text(
+        "sync.md",
+        ParsedText(
+            "What does a sync error mean? A sync error such as RC-4032 means the desktop app lost its "
+            "connection to the server while syncing, and it will retry."
+        ),
+    )
+    kb.add_text("login.md", ParsedText("Error RC-4013 means your sign-in session expired. Sign in again."))
+    question = "What does sync error RC-4031 mean?"
+    dense = kb.search(question, RetrievalSettings(k=3, min_score=0.0, lexical=False))
+    assert dense[0].name == "sync.md" and dense[0].fused_rank is None  # closer in meaning, wrong code
+    hybrid = kb.search(question, RetrievalSettings(k=3, min_score=0.0))
+    assert hybrid[0].name == "quota.md" and hybrid[0].dense_rank > 1 and hybrid[0].lexical_rank is not None
+    assert [h.fused_rank for h in hybrid] == sorted(h.fused_rank for h in hybrid)
+    # Every chunk keeps its cosine score, which the min-score gate reads.
+    assert all(h.score == d.score for h in hybrid for d in dense if d.name == h.name)
+
+
+def test_the_lexical_index_follows_every_change(kb):
+    kb.add_text("a.md", ParsedText("The Zephyr-88 charger ships with the Atlas."))
+    assert kb.search("Zephyr-88", RetrievalSettings(k=1, min_score=-1.0))[0].name == "a.md"
+    kb.add_text("a.md", ParsedText("The Boreas-12 charger ships with the Atlas."))  # replaced
+    kb.add_text("b.md", ParsedText("Zephyr-88 is the old charger, no longer sold."))
+    hits = kb.search("Zephyr-88", RetrievalSettings(k=1, min_score=-1.0))
+    assert hits[0].name == "b.md" and hits[0].lexical_rank == 1
+    kb.delete_document("b.md")
+    assert all(h.name != "b.md" for h in kb.search("Zephyr-88", RetrievalSettings(k=5, min_score=-1.0)))
+    kb.reindex(chunk_size=200, chunk_overlap=0)
+    assert kb.search("Boreas-12", RetrievalSettings(k=1, min_score=-1.0))[0].lexical_rank == 1

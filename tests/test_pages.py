@@ -27,6 +27,11 @@ def test_home_page_shows_modes_and_status(sample):
     assert "SmolLM2-135M-Instruct" in text and at.metric[0].value == "9"
     assert "Questions to try" in [s.value for s in at.subheader] and "retrieval" in text
     assert at.sidebar.selectbox[0].value == "lumen_support"
+    # The bundled models, the one answering, and (no login: everyone is an admin) the switch.
+    assert "Models" in [s.value for s in at.subheader] and "Qwen2.5-Coder-0.5B-Instruct" in text
+    assert "SmolLM2-135M-Instruct** — " in text and "answering now" in text
+    switch = next(box for box in at.main.selectbox if box.label == "Model")
+    assert switch.value == "smollm2-135m" and switch.options == ["SmolLM2-135M-Instruct", "Qwen2.5-Coder-0.5B-Instruct"]
 
 
 @pytest.mark.parametrize("page", MODE_PAGES)

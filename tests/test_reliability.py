@@ -147,12 +147,17 @@ def test_kill_9_mid_ingest_leaves_every_document_whole_or_absent(lab, tmp_path, 
     kb = KnowledgeBase(data_dir, SCENARIO, lab.embeddings, SETTINGS)  # the next process to open the store
     state = store_state(data_dir, kb.client)
     assert consistent(state) and set(state["manifest"]) == {name for name, _ in DOCS[:BIG]}
+    # Neither index shows the half-written document: not BM25 for its own city's name either.
+    hits = kb.search(CITIES[BIG], SETTINGS)
+    assert hits and all(hit.name != DOCS[BIG][0] and hit.lexical_rank is None for hit in hits)
     assert kb.search(f"Which depot keeps spare batteries in {CITIES[2]}?")[0].name == DOCS[2][0]
     for name, text in DOCS[BIG:]:  # the ingest goes on where it stopped
         kb.add_text(name, ParsedText(text))
     final = store_state(data_dir, kb.client)
     assert consistent(final) and final["manifest"] == EXPECTED
     assert kb.search(f"Which depot keeps spare batteries in {CITIES[BIG]}?")[0].name == DOCS[BIG][0]
+    hits = kb.search(CITIES[BIG], SETTINGS)  # whole now, in both indexes
+    assert all(hit.name == DOCS[BIG][0] and hit.lexical_rank for hit in hits)
 
 
 THREADS, ROUNDS = 4, 20

@@ -23,10 +23,16 @@ def by_metric(changes) -> dict:
     return {(c.mode, c.metric): c for c in changes}
 
 
+def accuracy(changes):
+    """The accuracy change (these runs also yield "wrongly declined": nothing declined, 0 before and after)."""
+    return by_metric(changes)["rag", "accuracy"]
+
+
 def test_identical_runs_show_no_change():
     before = run(marks(20), styled=marks(10))
     changes = by_metric(compare_runs(before, before, samples=500))
-    assert set(changes) == {("rag", "accuracy"), ("rag", "style")}  # metrics with nothing to count are left out
+    # Metrics with nothing to count are left out; "wrongly declined" counts answerable questions too.
+    assert set(changes) == {("rag", "accuracy"), ("rag", "wrongly_declined"), ("rag", "style")}
     accuracy = changes["rag", "accuracy"]
     assert accuracy.before == accuracy.after == 0.5 and accuracy.difference == 0
     assert accuracy.low <= 0 <= accuracy.high and not accuracy.real
@@ -34,27 +40,27 @@ def test_identical_runs_show_no_change():
 
 
 def test_a_big_improvement_is_real_and_its_interval_holds_the_true_difference():
-    [change] = compare_runs(run(marks(5)), run(marks(35)))
+    change = accuracy(compare_runs(run(marks(5)), run(marks(35))))
     assert (change.before, change.after, change.difference) == (0.125, 0.875, 0.75)
     assert change.real and 0 < change.low <= 0.75 <= change.high
     assert change.to_dict()["real"] is True and change.to_dict()["ci95_low"] == change.low
 
 
 def test_a_one_question_change_is_not_real():
-    [change] = compare_runs(run(marks(20)), run(marks(21)))
+    change = accuracy(compare_runs(run(marks(20)), run(marks(21))))
     assert change.difference == 0.025
     assert not change.real and change.low <= 0 < change.high
 
 
 def test_a_big_drop_is_real_with_an_interval_below_zero():
-    [change] = compare_runs(run(marks(35)), run(marks(5)))
+    change = accuracy(compare_runs(run(marks(35)), run(marks(5))))
     assert change.real and change.low <= -0.75 <= change.high < 0
 
 
 def test_runs_on_different_questions_are_compared_unpaired_and_less_tightly():
     before, after = run(marks(20)), run(marks(25))
-    [paired] = compare_runs(before, after)
-    [unpaired] = compare_runs(before, run(marks(25), prefix="other-"))
+    paired = accuracy(compare_runs(before, after))
+    unpaired = accuracy(compare_runs(before, run(marks(25), prefix="other-")))
     assert paired.paired and not unpaired.paired
     assert paired.difference == unpaired.difference == 0.125
     # the same five questions flip in the paired case; resampling each run alone adds both runs' noise
@@ -63,7 +69,7 @@ def test_runs_on_different_questions_are_compared_unpaired_and_less_tightly():
 
 
 def test_a_run_with_fewer_questions_is_unpaired_and_counts_its_own():
-    [change] = compare_runs(run(marks(20)), run(marks(15, total=30)))
+    change = accuracy(compare_runs(run(marks(20)), run(marks(15, total=30))))
     assert not change.paired and change.questions == 30 and change.after == 0.5
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from core.adapters import active_adapter
 from core.model_store import model_source
 from tests.conftest import ROOT
 
@@ -43,7 +42,7 @@ def layer_shapes(config: dict) -> dict[str, tuple[int, int]]:
 
 
 def test_trained_adapter_has_what_vllm_loads(lab, sample):
-    folder = active_adapter(lab.settings.data_dir, sample.name).path
+    folder = lab.active_adapter(sample).path
     files = {p.name for p in folder.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "lab_adapter.json"} <= files
     assert "adapter_model.bin" not in files  # vLLM reads safetensors first; the Lab never writes a pickle

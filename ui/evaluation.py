@@ -23,6 +23,7 @@ METRIC_LABELS = {
     "accuracy": "Accuracy",
     "freshness": "Freshness",
     "refusal": "Refusal",
+    "wrongly_declined": "Wrongly declined",
     "style": "Style",
     "groundedness": "Groundedness",
     "retrieval_hit_rate": "Retrieval hit rate",
@@ -32,6 +33,8 @@ METRIC_HELP = {
     "accuracy": "Answerable, fresh and style questions whose answer matches every must_include pattern without declining.",
     "freshness": "Accuracy on the fresh questions only: facts that changed after the training set was written.",
     "refusal": "Unanswerable questions the mode declined instead of answering.",
+    "wrongly_declined": "Questions with an answer that the mode declined anyway (lower is better): a mode that "
+    "declines everything has perfect refusal and 1.0 here.",
     "style": "Answers matching the scenario's style_regex.",
     "groundedness": "Claim sentences of RAG and hybrid answers that a retrieved passage supports (embedding "
     "similarity, with every figure present in the sources).",

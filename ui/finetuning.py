@@ -15,6 +15,7 @@ from core.adapters import ActiveAdapterError
 from core.datasets import DatasetReport, inspect_dataset, load_chat_dataset, save_upload
 from core.finetune import estimate_seconds, measured_tokens_per_s
 from core.jobs import ACTIVE_STATES, get_job, list_jobs, request_cancel
+from core.model_catalog import SMOLLM2
 from core.safe_text import escape_markdown
 from core.scenario import Scenario
 from core.train_config import TrainConfig, config_fields
@@ -201,7 +202,8 @@ def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: 
                 "the adapter will train on plain prompts only.",
                 icon=":material/warning:",
             )
-    rate = measured_tokens_per_s(lab.settings.data_dir, lab.engine.device)
+    engine = lab.engine
+    rate = measured_tokens_per_s(lab.settings.data_dir, engine.device, engine.model_name, engine.parameters)
     seconds = estimate_seconds(trained.lengths, config, rate)
     st.caption(
         f":material/timer: About **{_duration(seconds)}** for {trained.examples} examples "
@@ -280,8 +282,19 @@ def render_adapters(scenario: Scenario) -> None:
     adapters = sorted(lab.adapters(scenario), key=lambda a: a.metadata.get("created_at", ""), reverse=True)
     for message in st.session_state.pop("ft_adapter_message", []):
         st.success(message, icon=":material/check:")
+    others = lab.other_models_adapters(scenario)
+    if others:
+        names = ", ".join(sorted({escape_markdown(a.base_model or "an unknown model") for a in others}))
+        st.caption(
+            f":material/visibility_off: {len(others)} adapter(s) of this scenario were trained on {names}, not on "
+            f"{escape_markdown(lab.model_label)}, the model answering now: an adapter only fits the model it was "
+            "trained on, so they are not offered. Switch models on the overview to use them."
+        )
     if not adapters:
-        st.info("No adapter yet for this scenario. Train one in the Train tab.", icon=":material/info:")
+        st.info(
+            f"No adapter yet for {escape_markdown(lab.model_label)} in this scenario. Train one in the Train tab.",
+            icon=":material/info:",
+        )
         return
     active = lab.active_adapter(scenario)
     rows = []
@@ -420,6 +433,7 @@ def render_history(scenario: Scenario) -> None:
                 round(((j["finished_at"] or time.time()) - (j["started_at"] or j["created_at"])) / 60, 1) for j in jobs
             ],
             "Steps": [f"{j['step']}/{j['total_steps']}" for j in jobs],
+            "Model": [j.get("model") or SMOLLM2.name for j in jobs],
             "Dataset": [Path(j["source_dataset"] or j["dataset"] or "").name for j in jobs],
             "Adapter": [j["adapter"] or "" for j in jobs],
             "Message": [j["message"] or j["phase"] or "" for j in jobs],

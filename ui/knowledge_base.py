@@ -189,8 +189,33 @@ def render_playground(scenario: Scenario) -> None:
             mmr_lambda = st.slider(
                 "Relevance vs diversity (λ)", 0.0, 1.0, saved.mmr_lambda, 0.1, help="1 = relevance only."
             )
+        lexical = st.toggle(
+            "Keyword search (BM25) too",
+            saved.lexical,
+            help="Ranks chunks by the question's exact words as well as by meaning, and merges the two rankings "
+            "(reciprocal rank fusion). A question naming an identifier (an error code, SKU, clause number) gets "
+            "the chunks that contain it first.",
+        )
+        lexical_weight = saved.lexical_weight
+        if lexical:
+            lexical_weight = st.slider(
+                "Keyword ranking's weight",
+                0.0,
+                3.0,
+                float(saved.lexical_weight),
+                0.25,
+                help="1 = as much as the meaning ranking; 0 = only the identifier rule.",
+            )
         chosen = RetrievalSettings.from_dict(
-            {**saved.to_dict(), "search_type": search_type, "k": k, "min_score": min_score, "mmr_lambda": mmr_lambda}
+            {
+                **saved.to_dict(),
+                "search_type": search_type,
+                "k": k,
+                "min_score": min_score,
+                "mmr_lambda": mmr_lambda,
+                "lexical": lexical,
+                "lexical_weight": lexical_weight,
+            }
         )
         if chosen != saved:
             st.caption("Not saved yet: the playground uses these; RAG and hybrid still use the saved ones.")
@@ -222,9 +247,15 @@ def render_playground(scenario: Scenario) -> None:
             with st.container(border=True):
                 st.markdown(
                     f"**[{number}] {escape_markdown(hit.name)}** · chunk #{hit.chunk} · score **{hit.score:.3f}**"
+                    + (f" · {rank_line(hit)}" if hit.fused_rank else "")
                 )
                 st.progress(max(0.0, min(1.0, hit.score)))
                 st.text(hit.text)
+
+
+def rank_line(hit) -> str:
+    """Why a chunk came where it did: its place by meaning, by keywords, and merged."""
+    return f"meaning #{hit.dense_rank or '–'} · keywords #{hit.lexical_rank or '–'} · merged #{hit.fused_rank}"
 
 
 # --- freshness test -----------------------------------------------------------------------------
