@@ -8,8 +8,9 @@ what came back:
 - a retrieved passage states the answer (every fact, name and most words of it): the example is kept
   with those sources (the adapter learns to copy from them in the house style); every other one of
   these has one number changed in both passage and answer, so the sources, not memory, decide;
-- the same sources with the supporting passages removed: a decline in the house style (the adapter
-  learns to say so when the sources don't answer);
+- for every other one, passages that clearly don't answer it (other documents, none of the answer's
+  figures, few of its words): a decline in the house style (the adapter learns to say so when the
+  sources don't answer);
 - the answer is itself a decline: kept with the sources retrieved;
 - a passage says the same thing with other figures (the set is older than the documents: "free over
   $50" where the handbook now says $75): the answer is updated to the passage's figures and kept with
@@ -298,11 +299,28 @@ def add_context(
                 target = changed[1]
                 report.changed_number += 1
             rows.append(_grounded(example, target, context))
-            without = [s for s in found if not supports(s.text, answer, style_words)][:k]
+            without = _unrelated(search(question, 3 * k + 4), backing, answer, style_words)[:k]
             if without and report.supported % 2 == 1:
                 report.declines += 1
                 rows.append(_grounded(example, decline, without))
     return rows, report
+
+
+def _unrelated(found: list, backing: list, answer: str, style_words: set[str]) -> list:
+    """The retrieved passages that clearly don't answer: from other documents than the backing ones,
+    sharing no figure and few words with the answer. A decline taught on a near miss (another chunk of
+    the same page, a passage that words the answer differently) teaches the adapter to decline
+    answerable questions, so only clear cases become decline examples."""
+    documents = {s.name for s in backing}
+    figures = {f.key for f in extract_facts(answer)} | _plain_numbers(answer)
+    words = _content_words(answer, style_words)
+    return [
+        s
+        for s in found
+        if s.name not in documents
+        and not figures & ({f.key for f in extract_facts(s.text)} | _plain_numbers(s.text))
+        and 4 * len(words & _content_words(s.text, set())) <= len(words)
+    ]
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,23 @@ def test_context_aware_set_of_the_sample(lab, sample):
     assert len(rows) == len(original) + report.declines + report.updated
     grounded = [r for r in rows if "context" in r]
     assert len(grounded) == report.grounded
+    # A new decline is taught only where its passages clearly lack the answer: other documents than the
+    # ones stating it, and none of its figures (near misses would teach declining answerable questions).
+    answered = {
+        r["messages"][-2]["content"]: r for r in grounded if not is_decline(r["messages"][-1]["content"])
+    }
+    new_declines = [
+        (r, answered[r["messages"][-2]["content"]])
+        for r in grounded
+        if is_decline(r["messages"][-1]["content"]) and r["messages"][-2]["content"] in answered
+    ]
+    assert len(new_declines) == report.declines
+    for decline, answer in new_declines:
+        stating = {c["name"] for c in answer["context"] if supports(c["text"], answer["messages"][-1]["content"], STYLE)}
+        figures = {f.key for f in extract_facts(answer["messages"][-1]["content"])}
+        for passage in decline["context"]:
+            assert passage["name"] not in stating
+            assert not figures & {f.key for f in extract_facts(passage["text"])}
     for row in grounded:
         answer, passages = row["messages"][-1]["content"], [c["text"] for c in row["context"]]
         assert len(passages) <= lab.knowledge_base(sample).settings.k
