@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.modes import MODE_LABELS, MODES
+from core.common.vocabulary import MODE_LABELS, MODES
 from ui.access import require_access
 from ui.sidebar import EXTRA_PAGES, configure_page
 

@@ -15,20 +15,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.run_info import run_info
-from core.compare import Column
-from core.finetune import train_adapter
+from core.answers.compare import Column
+from core.common.scenario import load_eval_questions, load_scenario
+from core.common.settings import Settings
+from core.evaluation.metrics import score_answer, share
 from core.lab import Lab
-from core.metrics import score_answer, share
-from core.scenario import load_eval_questions, load_scenario
-from core.settings import Settings
-from core.train_config import TrainConfig
+from core.training.finetune import train_adapter
+from core.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "lumen_support"
 
 
 def score(rows: list[dict], scenario) -> dict:
-    """The evaluation lab's own metrics (core.metrics), without the retrieval-only ones."""
+    """The evaluation lab's own metrics (core.evaluation.metrics), without the retrieval-only ones."""
     scores = [score_answer(row, row["answer"], None, scenario.style_regex, None) for row in rows]
     return {metric: share(scores, metric) for metric in ("accuracy", "freshness", "refusal", "style")}
 

@@ -1,7 +1,7 @@
 """Speed of each dtype on this CPU, and what the batch-invariant kernels cost: the numbers behind
 LAB_DTYPE=auto (core/model_store.resolve_dtype) and behind "a compare column equals its mode page".
 
-For float32 and bfloat16, with the engine's kernels (core/row_products.py, core/row_attention.py) and
+For float32 and bfloat16, with the engine's kernels (core/engine/row_products.py, core/engine/row_attention.py) and
 with the ones it used before (one product for all rows, padded attention), this measures: decode
 tok/s for one row, the prefill of a RAG prompt (its first token, retrieval excluded) and the four
 compare rows' wall time, all with a fixed answer length. Medians of RUNS runs. Prints a table and
@@ -23,12 +23,13 @@ from pathlib import Path
 import torch
 
 from bench.run_info import run_info
-from core.engine import Decoding, Row, TextEvent
+from core.answers.prompts import grounded_messages
+from core.common.scenario import load_scenario
+from core.common.settings import Settings
+from core.common.vocabulary import Decoding
+from core.engine.engine import Row, TextEvent
+from core.engine.model_store import cpu_has_native_bf16
 from core.lab import Lab
-from core.model_store import cpu_has_native_bf16
-from core.prompts import grounded_messages
-from core.scenario import load_scenario
-from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "lumen_support"
@@ -104,7 +105,7 @@ def main() -> None:
     (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
     env = {**os.environ, "LAB_DATA_DIR": str(data_dir)}
     # In its own process, as the app does; so is each dtype: a process that has run one engine keeps
-    # that engine's threads, which slow the next (core/cpu_budget.py).
+    # that engine's threads, which slow the next (core/engine/cpu_budget.py).
     subprocess.run(
         [sys.executable, "-m", "core", "train", str(SCENARIO), "--max-steps", "2", "--batch-size", "2"]
         + ["--val-fraction", "0", "--no-check-forgetting", "--no-context-aware"],

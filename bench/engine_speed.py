@@ -22,16 +22,16 @@ from pathlib import Path
 import torch
 
 from bench.run_info import run_info
-from core.compare import Column
-from core.engine import Decoding, Row, TextEvent
-from core.finetune import train_adapter
+from core.answers.compare import Column
+from core.common.model_catalog import SMOLLM2
+from core.common.scenario import load_scenario
+from core.common.settings import Settings
+from core.common.vocabulary import MODES, Decoding
+from core.engine.engine import Row, TextEvent
+from core.engine.model_store import checked_gguf
 from core.lab import Lab
-from core.model_catalog import SMOLLM2
-from core.model_store import checked_gguf
-from core.modes import MODES
-from core.scenario import load_scenario
-from core.settings import Settings
-from core.train_config import TrainConfig
+from core.training.finetune import train_adapter
+from core.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "lumen_support"
@@ -149,8 +149,8 @@ COLD_START = """
 import sys
 from pathlib import Path
 from core.lab import Lab
-from core.scenario import load_scenario
-from core.settings import Settings
+from core.common.scenario import load_scenario
+from core.common.settings import Settings
 lab = Lab(Settings(data_dir=Path(sys.argv[1])))
 scenario = load_scenario(Path(sys.argv[2]))
 stream = iter(lab.ask(scenario, "base", sys.argv[3]))

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 from bench.run_info import run_info
-from core.evaluation import EvalConfig, run_evaluation
-from core.finetune import train_adapter
+from core.common.scenario import load_scenario
+from core.common.settings import Settings
+from core.evaluation.runs import EvalConfig, run_evaluation
 from core.lab import Lab
-from core.scenario import load_scenario
-from core.settings import Settings
-from core.train_config import TrainConfig
+from core.training.finetune import train_adapter
+from core.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

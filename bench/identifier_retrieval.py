@@ -2,7 +2,7 @@
 
 For every error code documented in the Relay Cloud scenario (RC-4031, E1207, ...), the question "I keep
 getting CODE, what does it mean and how do I fix it?" is searched with the default settings (k=3),
-once with embeddings only and once with BM25 fused in (core/lexical_index.py). Reported per code: the
+once with embeddings only and once with BM25 fused in (core/knowledge/lexical_index.py). Reported per code: the
 place of the first retrieved chunk that contains the code (None: not in the top k).
 `python -m bench.identifier_retrieval` (~30 s). Prints a table and writes the "identifier_retrieval"
 section of bench/results.json.
@@ -15,10 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.run_info import run_info
-from core.embeddings import BundledEmbeddings
-from core.kb_manifest import RetrievalSettings
-from core.knowledge_base import KnowledgeBase
-from core.settings import Settings
+from core.common.settings import Settings
+from core.engine.embeddings import BundledEmbeddings
+from core.knowledge.knowledge_base import KnowledgeBase
+from core.knowledge.manifest import RetrievalSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "scenarios" / "relay_cloud" / "docs"

@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from bench.run_info import run_info
-from core.kb_manifest import RetrievalSettings
-from core.knowledge_base import KnowledgeBase
+from core.common.scenario import load_scenario
+from core.common.settings import Settings
+from core.knowledge.knowledge_base import KnowledgeBase
+from core.knowledge.loaders import ParsedText
+from core.knowledge.manifest import RetrievalSettings
 from core.lab import Lab
-from core.loaders import ParsedText
-from core.scenario import load_scenario
-from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "lumen_support"

@@ -30,11 +30,11 @@ NEW_TOKENS = 48
 
 def prepare(model: str, data_dir: str) -> None:
     """First child: indexes the sample and trains a one-step adapter (its memory is not the answers')."""
-    from core.finetune import train_adapter
+    from core.common.scenario import load_scenario
+    from core.common.settings import Settings
     from core.lab import Lab
-    from core.scenario import load_scenario
-    from core.settings import Settings
-    from core.train_config import TrainConfig
+    from core.training.finetune import train_adapter
+    from core.training.train_config import TrainConfig
 
     lab = Lab(Settings(data_dir=Path(data_dir), model=model))
     scenario = load_scenario(SCENARIO)
@@ -46,12 +46,11 @@ def prepare(model: str, data_dir: str) -> None:
 def measure(model: str, data_dir: str) -> dict:
     """Second child: everything from the first import on is timed."""
     started = time.perf_counter()
-    from core.compare import Column
-    from core.engine import Decoding
+    from core.answers.compare import Column
+    from core.common.scenario import load_scenario
+    from core.common.settings import Settings
+    from core.common.vocabulary import MODES, Decoding
     from core.lab import Lab
-    from core.modes import MODES
-    from core.scenario import load_scenario
-    from core.settings import Settings
 
     lab = Lab(Settings(data_dir=Path(data_dir), model=model))
     scenario = load_scenario(SCENARIO)
@@ -85,7 +84,7 @@ def main() -> None:
         else:
             print(json.dumps(measure(sys.argv[2], sys.argv[3])))
         return
-    from core.model_catalog import BUNDLED_MODELS
+    from core.common.model_catalog import BUNDLED_MODELS
 
     rows = []
     for key in BUNDLED_MODELS:

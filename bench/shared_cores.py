@@ -1,5 +1,5 @@
 """First launch with a visitor: the sample adapter trains in its job process while the app answers a RAG
-question every 30 s, before and after the cores were shared (core/cpu_budget.py).
+question every 30 s, before and after the cores were shared (core/engine/cpu_budget.py).
 
 "Before" runs the same script on a checkout of an earlier commit (default 282c9a9, where the app and
 its job each used every core); "after" on this tree. Also answers the questions with no job running,
@@ -27,11 +27,11 @@ NEW_TOKENS = 96
 RUN = """
 import json, statistics, sys, time
 from pathlib import Path
-from core.engine import Decoding
+from core.common.vocabulary import Decoding
 from core.jobs import get_job
 from core.lab import Lab
-from core.scenario import load_scenario
-from core.settings import Settings
+from core.common.scenario import load_scenario
+from core.common.settings import Settings
 
 data_dir, train, every_s, new_tokens = Path(sys.argv[1]), sys.argv[2] == "train", float(sys.argv[3]), int(sys.argv[4])
 questions = ["How many days do I have to return my bike?", "Do you ship to Canada?",

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 from bench.run_info import run_info
-from core.finetune import train_adapter
+from core.common.scenario import load_scenario
+from core.common.settings import Settings
+from core.common.vocabulary import MODES
 from core.lab import Lab
-from core.modes import MODES
-from core.scenario import load_scenario
-from core.settings import Settings
-from core.train_config import TrainConfig
+from core.training.finetune import train_adapter
+from core.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "lumen_support"
@@ -92,9 +92,9 @@ def compare_with_trainer(settings: Settings, scenario, dataset_path: Path, steps
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from core.datasets import load_chat_dataset
-    from core.finetune import tokenize_example
-    from core.model_store import load_model
+    from core.engine.model_store import load_model
+    from core.training.datasets import load_chat_dataset
+    from core.training.finetune import tokenize_example
 
     config = TrainConfig(max_steps=steps, val_fraction=0.0, check_forgetting=False)
     ours = train_adapter(settings, scenario, config, dataset_path=dataset_path, name="throughput-lab")

@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from core.adapters import AdapterNotReady
-from core.model_catalog import BUNDLED_MODELS, DEFAULT_MODEL
-from core.model_store import MissingModelError, ModelChecksumError
-from core.scenario import ScenarioError, load_scenario, validate_scenario
-from core.settings import get_settings
-
-MODES = ("base", "rag", "finetuned", "hybrid")  # as core.modes.MODES, without importing the model stack
+from core.common.model_catalog import BUNDLED_MODELS, DEFAULT_MODEL
+from core.common.scenario import ScenarioError, load_scenario
+from core.common.settings import get_settings
+from core.common.vocabulary import ADAPTER_MODES, MODES
+from core.engine.model_store import MissingModelError, ModelChecksumError
+from core.scenario_check import validate_scenario
+from core.training.adapters import AdapterNotReady
 
 
 def _say(message: str) -> None:
@@ -52,9 +52,9 @@ def _add_model_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | None = None) -> None:
-    from core.finetune import train_adapter
-    from core.grounding import source_metadata
-    from core.train_config import TrainConfig
+    from core.training.finetune import train_adapter
+    from core.training.grounding import source_metadata
+    from core.training.train_config import TrainConfig
 
     def show(p) -> None:
         val = f", val loss {p.val_loss:.3f}" if p.val_loss is not None else ""
@@ -125,7 +125,7 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_retrieve(args) -> int:
-    from core.kb_manifest import RetrievalSettings
+    from core.knowledge.manifest import RetrievalSettings
 
     lab = _lab()
     scenario = load_scenario(args.scenario)
@@ -159,7 +159,7 @@ def _synced_knowledge_base(lab, scenario):
 
 
 def cmd_kb(args) -> int:
-    from core.loaders import UnreadableDocument
+    from core.knowledge.loaders import UnreadableDocument
 
     lab = _lab()
     scenario = load_scenario(args.scenario)
@@ -191,15 +191,21 @@ def cmd_kb(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.train_config import TrainConfig, config_fields
+    from core.training.train_config import TrainConfig, config_fields
 
     config = TrainConfig(**{name: getattr(args, name) for name, *_ in config_fields()})
-    _train(_lab(args), load_scenario(args.scenario), config, args.data, args.name)
+    if problems := config.problems():
+        raise ValueError(" ".join(problems))
+    lab, scenario = _lab(args), load_scenario(args.scenario)
+    if args.if_missing and (adapter := lab.active_adapter(scenario)):
+        _say(f"{scenario.name} already has an adapter for {lab.model_label}: {adapter.name} (nothing to train).")
+        return 0
+    _train(lab, scenario, config, args.data, args.name)
     return 0
 
 
 def cmd_adapters(args) -> int:
-    from core.adapters import ActiveAdapterError
+    from core.training.adapters import ActiveAdapterError
 
     lab = _lab(args)
     scenario = load_scenario(args.scenario)
@@ -233,10 +239,10 @@ def cmd_adapters(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from core.eval_store import save_run
-    from core.evaluation import EvalConfig, run_evaluation
-    from core.judge import configured_judge
-    from core.scenario import EVAL_KINDS
+    from core.common.scenario import EVAL_KINDS
+    from core.evaluation.eval_store import save_run
+    from core.evaluation.judge import configured_judge
+    from core.evaluation.runs import EvalConfig, run_evaluation
 
     modes = tuple(dict.fromkeys(m.strip() for m in ",".join(args.modes).split(",") if m.strip()))
     if not modes or any(m not in MODES for m in modes):
@@ -249,7 +255,7 @@ def cmd_eval(args) -> int:
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
     if (
-        any(m in ("finetuned", "hybrid") for m in modes)
+        any(m in ADAPTER_MODES for m in modes)
         and args.adapter is None
         and not lab.remote
         and lab.active_adapter(scenario) is None
@@ -279,7 +285,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_run_job(args) -> int:
-    from core.jobs import run_job
+    from core.job_runner import run_job
 
     run_job(get_settings(), args.job_id)
     return 0
@@ -290,7 +296,7 @@ def cmd_ask(args) -> int:
     lab = _lab(args)
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
-    if args.mode in ("finetuned", "hybrid") and not lab.remote and lab.active_adapter(scenario) is None:
+    if args.mode in ADAPTER_MODES and not lab.remote and lab.active_adapter(scenario) is None:
         _train(lab, scenario)
     stream = lab.ask(scenario, args.mode, args.question)
     if args.json:
@@ -312,7 +318,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from core.compare import Column
+    from core.answers.compare import Column
 
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     unknown = [mode for mode in modes if mode not in MODES]
@@ -322,7 +328,7 @@ def cmd_compare(args) -> int:
     lab = _lab(args)
     if not lab.knowledge_base(scenario).chunk_count():
         _ingest(lab, scenario)
-    needs_adapter = any(mode in ("finetuned", "hybrid") for mode in modes)
+    needs_adapter = any(mode in ADAPTER_MODES for mode in modes)
     if needs_adapter and not lab.remote and lab.active_adapter(scenario) is None:
         _train(lab, scenario)
     stream = lab.compare(scenario, [Column(mode, args.adapter) for mode in modes], args.question)
@@ -348,7 +354,7 @@ def cmd_compare(args) -> int:
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (--learning-rate, --no-context-aware, ...), with its help and default."""
-    from core.train_config import config_fields
+    from core.training.train_config import config_fields
 
     for name, kind, default, text in config_fields():
         flag = "--" + name.replace("_", "-")
@@ -376,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("scenario", type=Path, metavar="SCENARIO_DIR")
     train.add_argument("--data", type=Path, metavar="FILE", help="training set (JSONL) instead of train.jsonl")
     train.add_argument("--name", help="adapter name (default: SCENARIO-DATE-TIME)")
+    train.add_argument(
+        "--if-missing", action="store_true", help="train only when the scenario has no adapter for this model yet"
+    )
     _add_model_flag(train)
     _add_train_flags(train)
     train.set_defaults(run=cmd_train)
@@ -472,9 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors whose message says it all (no traceback). core.knowledge_base is slow to import, so it
+    """Errors whose message says it all (no traceback). core.knowledge.knowledge_base is slow to import, so it
     is imported only once something has failed."""
-    from core.knowledge_base import KnowledgeBaseBusy
+    from core.knowledge.knowledge_base import KnowledgeBaseBusy
 
     return (ScenarioError, MissingModelError, ModelChecksumError, AdapterNotReady, ValueError, KnowledgeBaseBusy)
 

@@ -7,12 +7,28 @@ use, and is safe to share between threads (Streamlit sessions).
 import gc
 import json
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import openai
-
-from core.adapters import (
+from core.answers.compare import Column, ComparisonStream
+from core.answers.figure_check import withhold_unsupported_figures
+from core.answers.modes import AnswerStream, build_chain, build_prompt_chain
+from core.answers.topic_check import topic_check
+from core.backends import backend_for
+from core.common.model_catalog import BUNDLED_MODELS, bundled_model, model_label
+from core.common.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
+from core.common.settings import Settings
+from core.common.vocabulary import ADAPTER_MODES, MODES, Answer, Decoding
+from core.engine.cpu_budget import CpuBudget
+from core.engine.embeddings import BundledEmbeddings
+from core.engine.engine import Engine
+from core.engine.model_store import load_model
+from core.evaluation.runs import EvalConfig
+from core.jobs import latest_job, submit_evaluation, submit_training
+from core.knowledge.knowledge_base import KnowledgeBase, chroma_client
+from core.knowledge.manifest import RetrievalSettings
+from core.knowledge.uploads import parse_upload
+from core.training.adapters import (
     AdapterInfo,
     AdapterNotReady,
     active_adapter,
@@ -21,25 +37,8 @@ from core.adapters import (
     rename_adapter,
     set_active,
 )
-from core.chat_model import LocalChatModel
-from core.compare import Column, ComparisonStream, ConcurrentComparisonStream
-from core.cpu_budget import CpuBudget
-from core.embeddings import BundledEmbeddings
-from core.engine import Decoding, Engine
-from core.figure_check import withhold_unsupported_figures
-from core.grounding import GroundingReport, prepare_training_set
-from core.jobs import latest_job, submit_training
-from core.kb_manifest import RetrievalSettings
-from core.knowledge_base import KnowledgeBase, chroma_client
-from core.model_catalog import BUNDLED_MODELS, bundled_model, model_label
-from core.model_store import load_model
-from core.modes import ADAPTER_MODES, MODES, Answer, AnswerStream, build_chain, build_prompt_chain
-from core.remote_model import answer_cost, describe_error, remote_chat_model, server_label
-from core.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
-from core.settings import Settings
-from core.topic_check import topic_check
-from core.train_config import TrainConfig
-from core.uploads import parse_upload
+from core.training.grounding import GroundingReport, prepare_training_set
+from core.training.train_config import TrainConfig
 
 
 class Lab:
@@ -51,6 +50,7 @@ class Lab:
         self.embeddings = BundledEmbeddings(settings)  # loads on the first text to embed
         self._knowledge_bases: dict[str, KnowledgeBase] = {}
         self._lock = threading.RLock()
+        self.backend = backend_for(settings, lambda: self.engine)
 
     # --- shared heavy things, loaded once -----------------------------------------------------
     @property
@@ -91,30 +91,21 @@ class Lab:
 
     def warm_up(self) -> None:
         """Loads the model (unless a server answers) and the embeddings now rather than inside the first answer."""
-        _ = self.embeddings.load() if self.remote else (self.engine, self.embeddings.load())
+        self.backend.warm_up()
+        self.embeddings.load()
 
     @property
     def remote(self) -> bool:
         """True when answers come from an OpenAI-compatible server instead of the embedded model."""
-        return self.settings.backend == "openai"
+        return self.backend.remote
 
     def same_answer_note(self) -> str | None:
         """None when each compare column is guaranteed its mode page's answer (the local engine on CPU,
-        core.row_products); otherwise what may differ, for the compare page to say."""
-        if self.remote:
-            return (
-                "The server may batch these requests with others; a column can then differ from its mode "
-                "page's answer where two next words were nearly tied."
-            )
-        if self.engine.device != "cpu":
-            return (
-                "On a GPU, batched products round differently from single ones: a column can differ from "
-                "its mode page's answer where two next words were nearly tied."
-            )
-        return None
+        core.engine.row_products); otherwise what may differ, for the compare page to say."""
+        return self.backend.same_answer_note()
 
     def model_name(self) -> str:
-        return (self.settings.openai_model or "") if self.remote else self.engine.model_name
+        return self.backend.model_name()
 
     def knowledge_base(self, scenario: Scenario) -> KnowledgeBase:
         with self._lock:
@@ -199,6 +190,10 @@ class Lab:
         trained_on, _ = self.prepare_training(scenario, config, source)
         return submit_training(self.settings, scenario.path, config, dataset=trained_on, source_dataset=source)
 
+    def submit_evaluation(self, scenario: Scenario, config: EvalConfig) -> int:
+        """Queues an evaluation run (a separate process) and returns its id."""
+        return submit_evaluation(self.settings, scenario.path, config)
+
     def ensure_adapter_training(self, scenario: Scenario) -> dict | None:
         """Starts training in the background if the scenario has no adapter and has never had a job.
 
@@ -242,7 +237,7 @@ class Lab:
         return renamed
 
     def delete_adapter(self, scenario: Scenario, name: str, confirm_active: bool = False) -> AdapterInfo | None:
-        """Deletes an adapter; returns the adapter active afterwards (see core.adapters.delete_adapter)."""
+        """Deletes an adapter; returns the adapter active afterwards (see core.training.adapters.delete_adapter)."""
         doomed = next((a for a in self.adapters(scenario) if a.name == name), None)
         now_active = delete_adapter(self.settings.data_dir, scenario.name, name, confirm_active)
         if doomed:
@@ -257,23 +252,15 @@ class Lab:
         """Loads the named adapter (default: the active one) into the engine, once. On a server, the
         fine-tuned model is the configured one, or for a named Lab adapter SCENARIO--NAME: the name
         deploy/vllm/serve.sh serves it under."""
-        if self.remote:
-            model = f"{scenario.name}--{name}" if name else self.settings.openai_finetuned_model
-            if not model:
-                raise AdapterNotReady(
-                    "The OpenAI-compatible backend has no fine-tuned model: set LAB_OPENAI_FINETUNED_MODEL "
-                    "(an OpenAI ft: id, or the name of a LoRA adapter that vLLM serves)."
-                )
-            return AdapterInfo(model, Path(), {"server": server_label(self.settings)})
-        if name is None:
-            adapter = self.active_adapter(scenario)
-            if adapter is None:
-                raise AdapterNotReady(
-                    f"Scenario {scenario.name!r} has no fine-tuned adapter for {self.model_label} yet."
-                )
-        else:
-            adapter = self._own_adapter(scenario, name)
-        self.engine.ensure_adapter(adapter.engine_name, adapter.path)
+        return self.backend.load_adapter(scenario.name, name, lambda: self._registered_adapter(scenario, name))
+
+    def _registered_adapter(self, scenario: Scenario, name: str | None) -> AdapterInfo:
+        """The registry's adapter `name` of the model loaded now, or its active one."""
+        if name is not None:
+            return self._own_adapter(scenario, name)
+        adapter = self.active_adapter(scenario)
+        if adapter is None:
+            raise AdapterNotReady(f"Scenario {scenario.name!r} has no fine-tuned adapter for {self.model_label} yet.")
         return adapter
 
     # --- answers ------------------------------------------------------------------------------
@@ -299,10 +286,10 @@ class Lab:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         info = self.load_adapter(scenario, adapter) if mode in ADAPTER_MODES else None
-        chain = build_chain(mode, self._chat_model(info, self.decoding()), self._retriever(scenario))
+        chain = build_chain(mode, self.backend.chat_model(info, self.decoding()), self._retriever(scenario))
         inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
-        answer = Answer(mode=mode, question=question, adapter=info and info.name, **self._origin(info))
-        return AnswerStream(chain, inputs, answer, self._finish(scenario), self._describe_error())
+        answer = Answer(mode=mode, question=question, adapter=info and info.name, **self.backend.origin(info))
+        return AnswerStream(chain, inputs, answer, self._finish(scenario), self.backend.error_words())
 
     def compare(
         self,
@@ -326,56 +313,26 @@ class Lab:
             for h in (histories or [[] for _ in columns])
         ]
         answers = [
-            Answer(mode=c.mode, question=question, adapter=a and a.name, **self._origin(a))
+            Answer(mode=c.mode, question=question, adapter=a and a.name, **self.backend.origin(a))
             for c, a in zip(columns, adapters, strict=True)
         ]
-        if self.remote:  # one request per column, all at once; a failing column does not stop the others
-            decoding = decoding or self.decoding()
-            chains = [
-                build_chain(c.mode, self._chat_model(a, decoding), retrieve)
-                for c, a in zip(columns, adapters, strict=True)
-            ]
-            streams = [
-                AnswerStream(chain, i, answer, self._finish(scenario), self._describe_error())
-                for chain, i, answer in zip(chains, inputs, answers, strict=True)
-            ]
-            return ConcurrentComparisonStream(streams, decoding)
-        return ComparisonStream(
-            self.engine,
+        return self.backend.compare(
+            columns,
+            adapters,
             prompt_chains,
+            retrieve,
             inputs,
             answers,
-            [a and a.engine_name for a in adapters],
             decoding or self.decoding(),
             self._finish(scenario),
         )
-
-    # --- backends -----------------------------------------------------------------------------
-    def _chat_model(self, adapter: AdapterInfo | None, decoding: Decoding):
-        """The chat model a mode runs on: the local engine with the adapter (or none), or the server's model."""
-        if self.remote:
-            return remote_chat_model(self.settings, adapter.name if adapter else self.settings.openai_model, decoding)
-        return LocalChatModel(engine=self.engine, adapter=adapter and adapter.engine_name, decoding=decoding)
-
-    def _origin(self, adapter: AdapterInfo | None) -> dict:
-        """Where an answer comes from: on a server, its host and the model asked (the reply may rename it)."""
-        if not self.remote:
-            return {}
-        model = adapter.name if adapter else self.settings.openai_model
-        return {"backend": "openai", "server": server_label(self.settings), "model": model}
-
-    def _describe_error(self):
-        """Server failures become the answer's error (one column fails, not the page); local ones raise."""
-        if not self.remote:
-            return None
-        return lambda error: describe_error(error, self.settings) if isinstance(error, openai.OpenAIError) else None
 
     def _finish(self, scenario: Scenario):
         """What every finished answer goes through: its price (servers), then the figure check and the
         topic check (each unless off)."""
         s = self.settings
         steps = (
-            ([self._price] if self.remote else [])
+            self.backend.finish_steps()
             + ([withhold_unsupported_figures] if s.figure_check else [])
             + ([topic_check(lambda: self.knowledge_base(scenario).vocabulary())] if s.topic_check else [])
         )
@@ -386,32 +343,11 @@ class Lab:
 
         return finish if steps else None
 
-    def _price(self, answer: Answer) -> None:
-        model = answer.adapter or self.settings.openai_model or ""
-        answer.cost_usd = answer_cost(self.settings, model, answer.prompt_tokens, answer.completion_tokens)
-
-    def status(self, scenario: Scenario) -> dict:
+    def status(self, scenario: Scenario) -> "LabStatus":
         """What the home page and sidebar show."""
         adapter = self.active_adapter(scenario)
-        knowledge_base = self.knowledge_base(scenario)
-        documents = knowledge_base.documents()
-        if self.remote:
-            model = {
-                "model": self.settings.openai_model,
-                "device": server_label(self.settings),
-                "dtype": "remote",
-                "context_window": None,
-            }
-        else:
-            engine = self.engine
-            model = {
-                "model": engine.model_name,
-                "device": engine.device,
-                "dtype": str(engine.dtype).removeprefix("torch."),
-                "context_window": engine.context_window,
-            }
-        return {
-            **model,
+        documents = self.knowledge_base(scenario).documents()
+        common = {
             "documents": len(documents),
             "chunks": sum(d.chunks for d in documents),
             "adapter": adapter.name if adapter else None,
@@ -419,6 +355,28 @@ class Lab:
             "job": latest_job(self.settings, scenario.name, model=self.model_label),
             "data_dir": str(Path(self.settings.data_dir).resolve()),
         }
+        return LabStatus(**self.backend.describe_model(), **common)
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """The state the home page and the sidebar show for one scenario."""
+
+    model: str
+    device: str  # cpu or cuda; for a server, its host
+    documents: int
+    chunks: int
+    adapter: str | None  # the active adapter of this model, if any
+    adapter_metadata: dict | None
+    job: dict | None  # the latest training job of this model (core.jobs)
+    data_dir: str
+    dtype: str = ""  # the local model's dtype (float32, bfloat16)
+    context_window: int | None = None
+    server: str = ""  # the OpenAI-compatible server's host, when one answers instead of the local model
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.server)
 
 
 def _retrieve_once(retrieve):

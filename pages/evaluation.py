@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.eval_store import list_runs
-from core.safe_text import escape_markdown
+from core.evaluation.eval_store import list_runs
+from core.text.safe_text import escape_markdown
 from ui.evaluation import (
     pick_run,
     render_comparison,

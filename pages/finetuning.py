@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.safe_text import escape_markdown
+from core.text.safe_text import escape_markdown
 from ui.access import is_admin
 from ui.finetuning import (
     choose_dataset,

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.safe_text import escape_markdown
+from core.text.safe_text import escape_markdown
 from ui.knowledge_base import render_documents, render_freshness, render_new_scenario, render_playground
 from ui.resources import current_scenario, get_lab
 from ui.sidebar import page_frame

@@ -3,10 +3,10 @@
 import altair as alt
 import streamlit as st
 
-from core.arena import list_votes, vote_rows
-from core.export import csv_text, json_text
-from core.leaderboard import leaderboard
-from core.safe_text import escape_markdown
+from core.common.export import csv_text, json_text
+from core.evaluation.arena import list_votes, vote_rows
+from core.evaluation.leaderboard import leaderboard
+from core.text.safe_text import escape_markdown
 from ui.resources import current_scenario, get_lab
 from ui.sidebar import page_frame
 

@@ -23,11 +23,21 @@ if (ROOT / ".lab" / "models").is_dir():
     (DATA_DIR / "models").symlink_to(ROOT / ".lab" / "models")
 
 QUICK_TRAINING = dict(max_steps=3, batch_size=4, val_fraction=0.0, check_forgetting=False)
+MODEL_FIXTURES = {"lab", "sample"}  # the Lab loads the model and the embeddings on first use; `sample` trains
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Markers (pytest.ini) are set per module; a test that uses the Lab is a `model` test even where its
+    module forgot to say so, so that the fast lane (`make test-fast`) never loads the model."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session")
 def settings():
-    from core.settings import get_settings
+    from core.common.settings import get_settings
 
     return get_settings()
 
@@ -42,9 +52,9 @@ def lab(settings):
 @pytest.fixture(scope="session")
 def sample(lab):
     """The sample scenario, indexed, with a real (briefly trained) active adapter."""
-    from core.finetune import train_adapter
-    from core.scenario import load_scenario
-    from core.train_config import TrainConfig
+    from core.common.scenario import load_scenario
+    from core.training.finetune import train_adapter
+    from core.training.train_config import TrainConfig
 
     scenario = load_scenario(SAMPLE)
     lab.ensure_ingested(scenario)

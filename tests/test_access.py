@@ -1,12 +1,12 @@
 """Access for shared demos: modes, password and e-mail roles, the login throttle and the configuration
-checks (core/access.py); then the gate and the admin-only controls under AppTest (ui/access.py)."""
+checks (core/common/access.py); then the gate and the admin-only controls under AppTest (ui/access.py)."""
 
 import tomllib
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.access import (
+from core.common.access import (
     FREE_TRIES,
     MAX_LOCKOUT_S,
     LoginThrottle,
@@ -18,9 +18,9 @@ from core.access import (
     oidc_providers,
     role_for_email,
 )
-from core.settings import Settings
-from tests.apptest import page_texts
+from core.common.settings import Settings
 from tests.conftest import ROOT
+from tests.support.apptest import page_texts
 
 APP = str(ROOT / "streamlit_app.py")
 VISITOR, ADMIN = "visitor-secret-1", "admin-secret-22"
@@ -37,18 +37,24 @@ def _settings(**values) -> Settings:
 
 
 # --- modes and roles -------------------------------------------------------------------------------
-def test_mode_is_open_without_configuration_and_oidc_wins_over_passwords():
+def test_mode_is_open_without_configuration():
     assert access_mode(_settings(), None) == "open"
+
+
+def test_passwords_ask_for_a_login_unless_oidc_is_configured():
     assert access_mode(_settings(password=VISITOR), None) == "password"
     assert access_mode(_settings(admin_password=ADMIN), {}) == "password"
     assert access_mode(_settings(password=VISITOR), AUTH) == "oidc"
 
 
-def test_blank_passwords_are_unset_and_admin_emails_are_a_lowercase_list():
-    settings = _settings(password="  ", admin_password="", admin_emails=" Ann@Example.org, ,bo@x.io ")
+def test_blank_passwords_are_unset():
+    settings = _settings(password="  ", admin_password="")
     assert settings.password is None and settings.admin_password is None
-    assert settings.admin_emails == ["ann@example.org", "bo@x.io"]
     assert access_mode(settings, None) == "open"
+
+
+def test_admin_emails_are_a_lowercase_list():
+    assert _settings(admin_emails=" Ann@Example.org, ,bo@x.io ").admin_emails == ["ann@example.org", "bo@x.io"]
 
 
 def test_passwords_give_roles():
@@ -150,7 +156,7 @@ def test_each_unsafe_setting_is_reported(settings, server, auth, words, level):
 @pytest.fixture
 def access(monkeypatch):
     """Configure access for one test: LAB_ variables set, settings re-read; all restored afterwards."""
-    from core.settings import get_settings
+    from core.common.settings import get_settings
 
     def configure(**values: str) -> None:
         for name, value in values.items():
@@ -203,18 +209,24 @@ def test_with_a_password_only_the_login_renders_on_any_page(access):
     assert not direct.exception and _only_the_login(direct)
 
 
-def test_a_wrong_password_is_refused_and_never_echoed_then_locked_out(access):
+def test_a_wrong_password_is_refused_without_being_echoed(access):
     access(password=VISITOR, admin_password=ADMIN)
     at = _sign_in(_app(), "guess-number-1")
     assert at.error[0].value == "Wrong password." and _only_the_login(at)
     assert "guess-number-1" not in page_texts(at)
-    for attempt in range(2, FREE_TRIES + 1):
+
+
+def test_repeated_wrong_passwords_lock_out_even_the_right_one(access):
+    access(password=VISITOR, admin_password=ADMIN)
+    at = _app()
+    for attempt in range(1, FREE_TRIES + 1):
         _sign_in(at, f"guess-number-{attempt}")
     assert "Too many tries: wait 30 s" in at.error[0].value
     _sign_in(at, ADMIN)  # even the right password waits out the lockout
     assert "Try again in" in at.error[0].value and _only_the_login(at)
 
 
+@pytest.mark.model
 def test_the_admin_password_shows_the_page_with_every_control(access, sample):
     access(password=VISITOR, admin_password=ADMIN)
     at = _sign_in(_app(), ADMIN)
@@ -229,6 +241,7 @@ def test_the_admin_password_shows_the_page_with_every_control(access, sample):
     assert at.file_uploader and any(e.label.startswith("Re-index") for e in at.expander)
 
 
+@pytest.mark.model
 def test_a_visitor_sees_the_pages_without_training_or_deleting(access, sample):
     access(password=VISITOR, admin_password=ADMIN)
     at = _sign_in(_app(), VISITOR)
@@ -253,7 +266,8 @@ def test_a_visitor_sees_the_pages_without_training_or_deleting(access, sample):
     assert _only_the_login(at)
 
 
-def test_with_nothing_configured_there_is_no_login_and_everyone_is_admin(sample):
+@pytest.mark.model
+def test_with_nothing_configured_everyone_is_admin_without_a_login(sample):
     at = _app("pages/knowledge_base.py")
     assert at.file_uploader and "Only admins" not in page_texts(at)
     assert not any(b.label == "Sign out" for b in at.sidebar.button)
@@ -272,6 +286,7 @@ def test_an_oidc_visitor_who_is_not_signed_in_sees_only_the_sign_in_button(acces
     assert len(at.sidebar.children) == 0
 
 
+@pytest.mark.model
 def test_an_oidc_sign_in_takes_the_role_from_the_email(access, monkeypatch, sample):
     monkeypatch.setattr("ui.access.is_authlib_installed", lambda: True)
     access(admin_emails="ann@example.org")

@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 
-from core.adapters import (
+from core.common.model_catalog import SMOLLM2
+from core.training.adapters import (
     ActiveAdapterError,
     active_adapter,
     delete_adapter,
@@ -14,7 +15,8 @@ from core.adapters import (
     set_active,
     staging_dir,
 )
-from core.model_catalog import SMOLLM2
+
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from core.arena import (
+from core.common.export import csv_text, safe_cell
+from core.evaluation.arena import (
     ALL_BAD,
     TIE,
     AlreadyVoted,
@@ -18,8 +19,7 @@ from core.arena import (
     record_vote,
     vote_rows,
 )
-from core.export import csv_text, safe_cell
-from core.leaderboard import battles, leaderboard
+from core.evaluation.leaderboard import battles, leaderboard
 from tests.conftest import ROOT
 
 FOUR = ("base", "rag", "finetuned", "hybrid")
@@ -56,10 +56,11 @@ def test_bad_votes_are_refused(tmp_path):
     assert list_votes(tmp_path) == []
 
 
+@pytest.mark.process
 def test_a_vote_survives_a_restart(tmp_path):
     """Written by one process, read by the next one, with everything needed to audit it."""
     script = (
-        "import sys; from tests.test_arena import vote; from core.arena import record_vote;"
+        "import sys; from tests.test_arena import vote; from core.evaluation.arena import record_vote;"
         "record_vote(sys.argv[1], vote('C', scenario='lumen_support', adapter='v1', question='Return window?'))"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, check=True, timeout=120)
@@ -84,7 +85,7 @@ def test_a_mode_that_wins_every_vote_ranks_first():
     assert all(s.rating < 2000 for s in standings)  # the prior keeps an unbeaten mode finite
 
 
-def test_symmetric_votes_and_ties_give_equal_ratings():
+def test_votes_that_favour_no_mode_give_equal_ratings():
     swapped = leaderboard([vote("A", modes=("base", "rag")), vote("B", modes=("base", "rag"))])
     assert swapped[0].rating == pytest.approx(swapped[1].rating) == pytest.approx(1000.0)
     tied = leaderboard([vote(TIE), vote(ALL_BAD)])

@@ -13,11 +13,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from core.arena import list_votes
-from core.db import connect
-from core.jobs import ACTIVE_STATES, get_job, list_jobs, request_cancel
-from core.modes import MODES
-from tests.browser import (
+from core.common.db import connect
+from core.common.vocabulary import MODES
+from core.evaluation.arena import list_votes
+from core.jobs import list_jobs, request_cancel
+from tests.support.browser import (
     MARKDOWN,
     MESSAGE,
     Chromium,
@@ -30,7 +30,10 @@ from tests.browser import (
     start_app,
     submit,
 )
-from tests.servers import stop_server
+from tests.support.servers import stop_server
+from tests.support.waiting import ended, wait_for_job
+
+pytestmark = [pytest.mark.model, pytest.mark.process, pytest.mark.browser]
 
 # One short question per mode page; RAG and hybrid ones have sources above the minimum score, so the
 # model answers (a question without sources is declined without it, and draws no metrics caption).
@@ -185,7 +188,7 @@ def test_uploaded_document_becomes_retrievable(kb_page):
     expect(kb_page.locator('[data-testid="stText"]').first).to_have_text(fact)
 
 
-def test_hostile_chat_input_is_shown_as_text_and_runs_nothing(web):
+def test_hostile_chat_input_is_shown_as_inert_text(web):
     page = web.open("/base")
     hostile = "Hi " + " ".join(HOSTILE)
     ask(page, hostile)
@@ -211,7 +214,7 @@ def assert_nothing_ran(web, page) -> None:
     assert not web.dialogs and not web.outside
 
 
-def test_training_job_shows_live_progress_and_cancels(web, lab, sample, settings):
+def test_a_training_job_shows_live_progress_until_cancelled(web, lab, sample, settings):
     active = lab.active_adapter(sample).name
     newest = max((j["id"] for j in list_jobs(settings, kind="train")), default=0)
     page = web.open("/finetuning")
@@ -237,7 +240,7 @@ def test_training_job_shows_live_progress_and_cancels(web, lab, sample, settings
         expect(page.get_by_text(f"Job {job_id} · running")).to_be_visible()
         page.locator(f".st-key-cancel-{job_id} button").click()
         expect(progress).to_have_count(0)  # the live view drops the job once it ends
-        job = wait_for_end(settings, job_id)
+        job = wait_for_job(settings, job_id, ended, timeout_s=180)
         assert job["status"] == "cancelled" and job["adapter"] is None
         assert lab.active_adapter(sample).name == active
         expect(page.get_by_text(f"active adapter: {active}.")).to_be_visible()  # the page says so too
@@ -245,17 +248,10 @@ def test_training_job_shows_live_progress_and_cancels(web, lab, sample, settings
         job_id = job_id or max((j["id"] for j in list_jobs(settings, kind="train")), default=0)
         if job_id > newest:
             request_cancel(settings, job_id)
-            job = wait_for_end(settings, job_id)
+            job = wait_for_job(settings, job_id, ended, timeout_s=180)
             if job["adapter"]:
                 lab.activate_adapter(sample, active)
                 lab.delete_adapter(sample, job["adapter"])
-
-
-def wait_for_end(settings, job_id: int, seconds: float = 180) -> dict:
-    deadline = time.monotonic() + seconds
-    while (job := get_job(settings, job_id))["status"] in ACTIVE_STATES and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return job
 
 
 def test_four_sessions_at_once_each_get_their_own_answer(web, alone):

@@ -5,11 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.chats import clear_chat, is_chat_id, load_turns, new_chat_id, save_exchange
-from core.knowledge_base import Source
-from core.modes import Answer
+from core.answers.chats import clear_chat, is_chat_id, load_turns, new_chat_id, save_exchange
+from core.common.vocabulary import Answer, Source
 from tests.conftest import ROOT
 
 
@@ -27,23 +27,29 @@ def answer(text: str) -> Answer:
     )
 
 
-def test_a_chat_reads_back_whole_in_a_fresh_process_and_apart_from_others(tmp_path):
+def _save_chats(data_dir) -> tuple[str, str]:
+    """A chat of two exchanges on the shop's RAG page, plus turns of another chat, page and scenario."""
     chat, other = new_chat_id(), new_chat_id()
-    save_exchange(tmp_path, chat, "shop", "rag", "How long for returns?", answer("45 days."))
-    save_exchange(tmp_path, chat, "shop", "rag", "And refunds?", answer("Within 5 days."))
-    save_exchange(tmp_path, other, "shop", "rag", "Hello", answer("Hi."))
-    save_exchange(tmp_path, chat, "shop", "base", "Hello", answer("Hi."))
-    save_exchange(tmp_path, chat, "bikes", "rag", "Hello", answer("Hi."))
+    save_exchange(data_dir, chat, "shop", "rag", "How long for returns?", answer("45 days."))
+    save_exchange(data_dir, chat, "shop", "rag", "And refunds?", answer("Within 5 days."))
+    save_exchange(data_dir, other, "shop", "rag", "Hello", answer("Hi."))
+    save_exchange(data_dir, chat, "shop", "base", "Hello", answer("Hi."))
+    save_exchange(data_dir, chat, "bikes", "rag", "Hello", answer("Hi."))
+    return chat, other
 
+
+@pytest.mark.process
+def test_a_chat_reads_back_whole_in_a_fresh_process(tmp_path):
+    chat, _ = _save_chats(tmp_path)
     script = (
-        "import json, sys; from core.chats import load_turns; "
+        "import json, sys; from core.answers.chats import load_turns; "
         "turns = load_turns(sys.argv[1], sys.argv[2], 'shop', 'rag'); "
         "print(json.dumps([{**t, 'answer': t['answer'].to_dict()} if 'answer' in t else t for t in turns]))"
     )
     read = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path), chat], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert json.loads(read.stdout) == [
+    assert json.loads(read.stdout) == [  # its own turns only: not another chat's, page's or scenario's
         {"role": "user", "content": "How long for returns?"},
         {"role": "assistant", "content": "45 days.", "answer": answer("45 days.").to_dict()},
         {"role": "user", "content": "And refunds?"},
@@ -51,9 +57,12 @@ def test_a_chat_reads_back_whole_in_a_fresh_process_and_apart_from_others(tmp_pa
     ]
     assert load_turns(tmp_path, chat, "shop", "rag")[1]["answer"] == answer("45 days.")
 
+
+def test_clearing_a_chat_leaves_every_other_chat_page_or_scenario(tmp_path):
+    chat, other = _save_chats(tmp_path)
     clear_chat(tmp_path, chat, "shop", "rag")
     assert load_turns(tmp_path, chat, "shop", "rag") == []
-    assert len(load_turns(tmp_path, other, "shop", "rag")) == 2  # other chats, pages and scenarios stay
+    assert len(load_turns(tmp_path, other, "shop", "rag")) == 2
     assert len(load_turns(tmp_path, chat, "shop", "base")) == 2
     assert len(load_turns(tmp_path, chat, "bikes", "rag")) == 2
 
@@ -73,7 +82,8 @@ def _mode_page(chat: str) -> AppTest:
     return at.switch_page("pages/base.py").run()
 
 
-def test_a_new_session_with_the_address_shows_the_chat_and_clear_empties_it(sample):
+@pytest.mark.model
+def test_the_address_brings_the_chat_back_until_it_is_cleared(sample):
     chat = new_chat_id()
     first = _mode_page(chat)
     first.chat_input[0].set_value("Hello").run()

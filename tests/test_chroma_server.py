@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.kb_manifest import RetrievalSettings
-from core.knowledge_base import ChromaUnavailable, KnowledgeBase, chroma_client
+from core.knowledge.knowledge_base import ChromaUnavailable, KnowledgeBase, chroma_client
+from core.knowledge.manifest import RetrievalSettings
 from tests.conftest import SAMPLE
-from tests.servers import free_port, start_server, stop_server
+from tests.support.servers import free_port, start_server, stop_server
 
 CHROMA = Path(sys.executable).with_name("chroma")
 
@@ -30,6 +30,8 @@ def server_store(tmp_path):
         stop_server(state["server"])
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_knowledge_base_on_a_chroma_server_survives_its_restart(lab, tmp_path, server_store):
     docs = tmp_path / "docs"
     shutil.copytree(SAMPLE / "docs", docs)
@@ -52,6 +54,8 @@ def test_knowledge_base_on_a_chroma_server_survives_its_restart(lab, tmp_path, s
     assert reopened.chunk_count() == report.chunks_added == reopened._collection().count()
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_a_data_dir_moved_to_an_empty_server_is_embedded_again(lab, tmp_path, server_store):
     """The manifest says what is indexed; a store that lacks it (a new server) is refilled on open."""
     docs = tmp_path / "docs"

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from core.cli import main
 from tests.conftest import ROOT, SAMPLE
 
@@ -13,6 +15,8 @@ def _run(*args):
     return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_ask_json_prints_the_answer_object(sample):
     result = _run("ask", "--scenario", str(SAMPLE), "--mode", "rag", "--json", "What is the support email?")
     assert result.returncode == 0, result.stderr
@@ -22,12 +26,15 @@ def test_ask_json_prints_the_answer_object(sample):
     assert answer["completion_tokens"] > 0 and answer["prompt_tokens"] > 0
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_ingest_again_adds_nothing(sample):
     result = _run("ingest", str(SAMPLE))
     assert result.returncode == 0, result.stderr
     assert "0 added or changed" in result.stderr
 
 
+@pytest.mark.process
 def test_validate_reports_problems_with_exit_code(tmp_path):
     assert _run("validate", str(SAMPLE)).returncode == 0
     (tmp_path / "scenario.toml").write_text('name = "Bad Name"\n')
@@ -35,12 +42,15 @@ def test_validate_reports_problems_with_exit_code(tmp_path):
     assert result.returncode == 1 and "lower-case" in result.stdout
 
 
+@pytest.mark.process
 def test_bad_scenario_is_a_clear_error():
     result = _run("ask", "--scenario", "/nonexistent", "hello")
     assert result.returncode == 2 and "no scenario.toml" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_compare_json_prints_every_answer_and_the_batch_time(sample):
+@pytest.mark.model
+@pytest.mark.process
+def test_compare_json_prints_the_whole_comparison(sample):
     result = _run(
         "compare", "--scenario", str(SAMPLE), "--modes", "base,rag,hybrid", "--json", "What is the support email?"
     )
@@ -64,6 +74,8 @@ def test_compare_needs_two_known_modes(capsys):
         assert "two or more different modes" in refused
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_knowledge_base_commands(tmp_path):
     """kb add/list/delete, retrieve and ingest --chunk-size on a scenario of its own (the CLI is another
     process writing the store, so it keeps off the sample scenario the other tests read)."""
@@ -97,7 +109,9 @@ def test_knowledge_base_commands(tmp_path):
     assert "No chunk scored" in _run("retrieve", "--scenario", str(scenario), "--min-score", "0.99", "rent").stderr
 
 
-def test_train_with_flags_and_data_then_manage_adapters(tmp_path, capsys):
+@pytest.mark.model
+@pytest.mark.process
+def test_adapters_trained_with_flags_on_own_data_are_managed_from_the_command_line(tmp_path, capsys):
     """train --data with settings as flags (context-aware, on the scenario's own knowledge base), then
     adapters list/activate/rename/delete, on a scenario of its own."""
     scenario = tmp_path / "cli_train"
@@ -154,8 +168,10 @@ def test_train_with_flags_and_data_then_manage_adapters(tmp_path, capsys):
     assert "trained on SmolLM2-135M-Instruct" in capsys.readouterr().err
 
 
-def test_eval_writes_the_run_as_json_and_saves_it(sample, settings, tmp_path):
-    from core.eval_store import list_runs, load_run
+@pytest.mark.model
+@pytest.mark.process
+def test_eval_saves_the_run_it_writes_as_json(sample, settings, tmp_path):
+    from core.evaluation.eval_store import list_runs, load_run
 
     out = tmp_path / "runs" / "quick.json"
     result = _run(
@@ -177,8 +193,11 @@ def test_eval_writes_the_run_as_json_and_saves_it(sample, settings, tmp_path):
     assert stored["questions"] == run["questions"] and stored["modes"] == run["modes"]
 
 
-def test_eval_refuses_unknown_modes_and_kinds(capsys):
+def test_eval_refuses_unknown_modes(capsys):
     for modes in ("base,magic", ","):
         refused = _refused(capsys, "eval", str(SAMPLE), "--modes", modes)
         assert "--modes takes modes from base,rag,finetuned,hybrid" in refused
+
+
+def test_eval_refuses_unknown_kinds(capsys):
     assert "--kinds takes kinds from" in _refused(capsys, "eval", str(SAMPLE), "--modes", "base", "--kinds", "trivia")

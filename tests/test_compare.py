@@ -2,15 +2,15 @@
 
 import pytest
 
-from core.adapters import AdapterNotReady
-from core.compare import Column
-from core.engine import Decoding
-from core.modes import MODES
+from core.answers.compare import Column
+from core.common.vocabulary import MODES, Decoding
+from core.training.adapters import AdapterNotReady
 from tests.conftest import QUICK_TRAINING
 
 QUESTION = "How many days do I have to return a bike?"
 
 
+@pytest.mark.model
 def test_batched_answer_of_each_column_equals_its_unbatched_answer(lab, sample):
     stream = lab.compare(sample, [Column(mode) for mode in MODES], QUESTION)
     pieces: dict[int, str] = {}
@@ -29,6 +29,7 @@ def test_batched_answer_of_each_column_equals_its_unbatched_answer(lab, sample):
         assert batched.ttft_s is not None and 0 < batched.ttft_s <= batched.total_s <= stream.wall_s
 
 
+@pytest.mark.model
 def test_columns_continue_their_own_conversations(lab, sample):
     columns, short = [Column("base"), Column("rag")], Decoding(max_new_tokens=4)
     first = lab.compare(sample, columns, QUESTION, decoding=short).collect()
@@ -39,14 +40,15 @@ def test_columns_continue_their_own_conversations(lab, sample):
         assert continued.prompt_tokens > alone.prompt_tokens
 
 
+@pytest.mark.model
 def test_two_adapters_side_by_side(lab, sample):
-    from core.finetune import train_adapter
-    from core.train_config import TrainConfig
+    from core.training.finetune import train_adapter
+    from core.training.train_config import TrainConfig
 
     active = lab.active_adapter(sample)
     if "other" not in {a.name for a in lab.adapters(sample)}:
         train_adapter(lab.settings, sample, TrainConfig(**QUICK_TRAINING, seed=7), name="other")
-        from core.adapters import set_active
+        from core.training.adapters import set_active
 
         set_active(lab.settings.data_dir, sample.name, active.name)  # the suite keeps its active adapter
     columns = [Column("finetuned", active.name), Column("finetuned", "other")]

@@ -2,7 +2,9 @@
 
 import json
 
-from core.datasets import load_chat_dataset
+import pytest
+
+from core.training.datasets import load_chat_dataset
 
 
 def _write(tmp_path, rows):
@@ -11,28 +13,31 @@ def _write(tmp_path, rows):
     return path
 
 
-def test_formats_are_converted_and_system_prompt_added(tmp_path):
-    path = _write(
-        tmp_path,
-        [
-            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
-            {"prompt": "c", "completion": "d"},
-            {"question": "e", "answer": "f"},
-            {
-                "messages": [
-                    {"role": "system", "content": "own"},
-                    {"role": "user", "content": "g"},
-                    {"role": "assistant", "content": "h"},
-                ]
-            },
-        ],
-    )
-    dataset = load_chat_dataset(path, "SYS")
+EVERY_FORMAT = [
+    {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+    {"prompt": "c", "completion": "d"},
+    {"question": "e", "answer": "f"},
+    {
+        "messages": [
+            {"role": "system", "content": "own"},
+            {"role": "user", "content": "g"},
+            {"role": "assistant", "content": "h"},
+        ]
+    },
+]
+
+
+def test_every_format_becomes_a_conversation(tmp_path):
+    dataset = load_chat_dataset(_write(tmp_path, EVERY_FORMAT), "SYS")
     assert dataset.errors == []
-    assert [e.messages[0]["content"] for e in dataset.examples] == ["SYS", "SYS", "SYS", "own"]
     assert [e.line for e in dataset.examples] == [1, 2, 3, 4]
     assert dataset.examples[1].messages[1:] == [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
     assert len(dataset.sha256) == 64
+
+
+def test_the_system_prompt_is_added_unless_an_example_has_its_own(tmp_path):
+    dataset = load_chat_dataset(_write(tmp_path, EVERY_FORMAT), "SYS")
+    assert [e.messages[0]["content"] for e in dataset.examples] == ["SYS", "SYS", "SYS", "own"]
 
 
 def test_every_error_has_its_line(tmp_path):
@@ -52,8 +57,9 @@ def test_every_error_has_its_line(tmp_path):
     assert "empty content" in errors[2] and "unknown role 'robot'" in errors[3]
 
 
-def test_report_counts_tokens_truncation_and_duplicates(tmp_path, lab):
-    from core.datasets import inspect_dataset
+@pytest.mark.model
+def test_the_report_counts_the_set_as_the_models_tokenizer_sees_it(tmp_path, lab):
+    from core.training.datasets import inspect_dataset
 
     pair = {"question": "Hi?", "answer": "Hello."}
     long = {"question": "Tell me everything. " * 60, "answer": "No."}

@@ -1,11 +1,11 @@
 """The decision card on hand-made run figures: weights pick the mode, the sensitivity names what flips it,
 ties go to the simpler mode, unmeasured criteria are left out, and the reasons quote the figures."""
 
-from core.decision import DEFAULT_WEIGHTS, EFFORT, Prices, criterion_scores, recommend
+from core.evaluation.decision import DEFAULT_WEIGHTS, EFFORT, Prices, criterion_scores, recommend
 
 
 def figures(accuracy, latency, prompt_tokens=100, completion_tokens=40, **shares) -> dict:
-    """One mode's metrics as core.evaluation.summarise writes them."""
+    """One mode's metrics as core.evaluation.runs.summarise writes them."""
     return {
         "accuracy": accuracy,
         "freshness": shares.get("freshness", 0.5),
@@ -45,7 +45,7 @@ def test_raising_the_latency_weight_flips_to_the_faster_mode():
     assert "Lowering latency from 1.5 to 1 would recommend RAG." in faster.flips
 
 
-def test_zero_weights_recommend_nothing_and_say_why():
+def test_zero_weights_recommend_nothing_with_a_reason():
     decision = recommend(RUN, dict.fromkeys(DEFAULT_WEIGHTS, 0))
     assert decision.mode is None
     assert decision.reasons == ["Give at least one priority a weight above zero."]
@@ -75,7 +75,7 @@ def test_a_criterion_missing_for_any_mode_is_left_out():
     assert "latency" not in criterion_scores(no_latency, Prices())[0]
 
 
-def test_scores_and_figures_in_words():
+def test_criterion_scores_come_with_their_figures_in_words():
     scores, values = criterion_scores(RUN, Prices(prompt_per_million=1.0, completion_per_million=2.0))
     assert scores["latency"] == {"base": 1.0, "rag": 0.5}  # fastest / this mode's median
     # per 1,000 questions: base 1000 * (50 * 1 + 40 * 2) / 1e6 = $0.13, rag 1000 * (500 + 80) / 1e6 = $0.58

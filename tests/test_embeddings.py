@@ -1,6 +1,10 @@
 """The bundled embeddings load on the first text to embed."""
 
+import pytest
+
 from core.lab import Lab
+
+pytestmark = pytest.mark.model
 
 
 def test_embeddings_load_on_the_first_text_to_embed(lab, sample):

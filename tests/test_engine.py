@@ -1,12 +1,14 @@
 """The shared engine: base equals the plain model, adapters per row, truncation, streaming."""
 
+import pytest
 import torch
 from transformers import RepetitionPenaltyLogitsProcessor
 
-from core.batch_decoder import penalise_repeats
-from core.engine import Decoding, DoneEvent, Row, TextEvent
-from core.model_store import model_source
-from tests.reference import reference_generate, reference_model
+from core.common.vocabulary import Decoding
+from core.engine.batch_decoder import penalise_repeats
+from core.engine.engine import DoneEvent, Row, TextEvent
+from core.engine.model_store import model_source
+from tests.support.reference import reference_generate, reference_model
 
 QUESTION = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -27,8 +29,9 @@ def _generate_text(lab, messages, adapter=None, decoding=SHORT):
     return "".join(pieces), stats
 
 
+@pytest.mark.model
 def test_base_equals_the_plain_model_token_for_token(lab, sample):
-    """Even with an adapter loaded, a base row runs the untouched base model (tests/reference.py)."""
+    """Even with an adapter loaded, a base row runs the untouched base model (tests/support/reference.py)."""
     adapter = lab.active_adapter(sample)
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
     decoding = Decoding(max_new_tokens=20, repetition_penalty=1.1)
@@ -53,6 +56,7 @@ def test_repetition_penalty_hits_each_rows_own_answer_only():
     assert torch.equal(scores[0, :5], torch.full((5,), 2.0)) and torch.equal(scores[1], torch.full((12,), 2.0))
 
 
+@pytest.mark.model
 def test_adapter_row_differs_from_base_row_in_one_batch(lab, sample):
     adapter = lab.active_adapter(sample)
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
@@ -74,6 +78,7 @@ def test_adapter_row_differs_from_base_row_in_one_batch(lab, sample):
     assert not torch.equal(logits[0], logits[1])
 
 
+@pytest.mark.model
 def test_over_long_input_is_truncated_with_a_note(lab):
     long_question = "bike " * (lab.engine.context_window + 500)
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": long_question}]
@@ -82,6 +87,7 @@ def test_over_long_input_is_truncated_with_a_note(lab):
     assert any("truncated" in note for note in notes)
 
 
+@pytest.mark.model
 def test_old_turns_are_dropped_before_the_question_is_cut(lab):
     turn = "word " * 3000
     messages = [
@@ -96,7 +102,8 @@ def test_old_turns_are_dropped_before_the_question_is_cut(lab):
     assert notes and "oldest turn" in notes[0]
 
 
-def test_stats_and_limit_note(lab):
+@pytest.mark.model
+def test_stats_count_the_tokens_with_a_note_at_the_limit(lab):
     text, stats = _generate_text(
         lab, [{"role": "user", "content": "Count from one to fifty."}], None, Decoding(max_new_tokens=5)
     )

@@ -2,17 +2,20 @@
 model and on peft's model (all four modes, alone and in one mixed batch); a later request joins a
 running batch, and rows leave when nobody listens. Concurrent callers: test_sessions.
 
-The reference (tests/reference.py) uses the engine's kernels, which make a row's result independent of
+The reference (tests/support/reference.py) uses the engine's kernels, which make a row's result independent of
 its batch (test_row_invariance)."""
 
 import threading
 
 import pytest
 
-from core.engine import Decoding, DoneEvent, Row, TextEvent
-from core.model_store import model_source
-from core.prompts import grounded_messages
-from tests.reference import reference_generate, reference_model
+from core.answers.prompts import grounded_messages
+from core.common.vocabulary import Decoding
+from core.engine.engine import DoneEvent, Row, TextEvent
+from core.engine.model_store import model_source
+from tests.support.reference import reference_generate, reference_model
+
+pytestmark = pytest.mark.model
 
 DECODING = Decoding(max_new_tokens=24)
 QUESTIONS = ["How many days do I have to return a bike?", "Do you ship to Canada?"]
@@ -57,7 +60,7 @@ def reference(lab, sample):
     return generate
 
 
-def test_every_mode_equals_generate_alone_and_in_one_mixed_batch(lab, sample, reference):
+def test_every_mode_equals_generate_whether_alone_or_in_a_mixed_batch(lab, sample, reference):
     """The engine's loop (in-place cache, own LoRA hooks, fast small-batch products) gives generate()'s
     greedy tokens: base on the plain model, fine-tuned and hybrid on peft's model of the same adapter."""
     for question in QUESTIONS:  # the second question reuses the cached system prompt

@@ -8,11 +8,13 @@ import sys
 
 import pytest
 
-from core.adapters import AdapterNotReady
-from core.chat_model import LocalChatModel
-from core.engine import Decoding
-from core.eval_store import delete_run, list_runs, load_run, rename_run, save_run
-from core.evaluation import (
+from core.answers.chat_model import LocalChatModel
+from core.common.scenario import EVAL_KINDS, load_scenario
+from core.common.vocabulary import Decoding
+from core.evaluation.eval_store import delete_run, list_runs, load_run, rename_run, save_run
+from core.evaluation.judge import Judge
+from core.evaluation.metrics import SHARE_METRICS
+from core.evaluation.runs import (
     FAILURE_CELLS,
     EvalConfig,
     EvaluationError,
@@ -21,10 +23,10 @@ from core.evaluation import (
     run_evaluation,
     summarise,
 )
-from core.judge import Judge
-from core.metrics import SHARE_METRICS
-from core.scenario import EVAL_KINDS, load_scenario
+from core.training.adapters import AdapterNotReady
 from tests.conftest import ROOT, SAMPLE
+
+pytestmark = pytest.mark.model
 
 QUESTION_IDS = ("q05", "q15", "q27", "q36")  # answerable, fresh, unanswerable, style
 MODE_KEYS = {
@@ -120,7 +122,7 @@ def test_run_has_the_stable_shape(evaluated, small):
     assert settings["questions_sha256"] == hashlib.sha256(small.eval_path.read_bytes()).hexdigest()
 
 
-def test_only_retrieval_modes_get_sources_groundedness_and_a_failure_breakdown(evaluated):
+def test_only_retrieval_modes_get_sources_with_retrieval_checks(evaluated):
     run, _ = evaluated
     base, rag = run["modes"]["base"], run["modes"]["rag"]
     assert base["groundedness"] is None and base["retrieval_hit_rate"] is None
@@ -132,6 +134,9 @@ def test_only_retrieval_modes_get_sources_groundedness_and_a_failure_breakdown(e
     # the unanswerable question is never a retrieval check
     assert run["questions"][2]["answers"]["rag"]["retrieval_hit"] is None
 
+
+def test_only_retrieval_modes_get_a_failure_breakdown(evaluated):
+    run, _ = evaluated
     assert list(run["failures"]) == ["rag"]
     cells = run["failures"]["rag"]
     assert list(cells) == list(FAILURE_CELLS)
@@ -236,16 +241,26 @@ def test_should_stop_ends_the_run_between_questions(lab, small):
     assert [p.question_id for p in progress] == ["q05"]  # one answered, then stopped before the second
 
 
-def test_kinds_and_limit_choose_the_questions_and_the_adapter_is_recorded(lab, sample, small):
-    """Hybrid on one fresh question, with the sample's trained adapter."""
+@pytest.fixture(scope="module")
+def fresh_hybrid(lab, sample, small):
+    """Hybrid on the first fresh or style question, with the sample's trained adapter."""
+    return run_evaluation(lab, small, EvalConfig(modes=("hybrid",), kinds=("fresh", "style"), limit=1))
+
+
+def test_kinds_with_a_limit_choose_the_questions(fresh_hybrid):
+    assert [q["id"] for q in fresh_hybrid["questions"]] == ["q15"]
+    assert list(fresh_hybrid["modes"]["hybrid"]["by_kind"]) == ["fresh"]
+    assert fresh_hybrid["settings"]["kinds"] == ["fresh", "style"] and fresh_hybrid["settings"]["limit"] == 1
+    assert list(fresh_hybrid["failures"]) == ["hybrid"]
+
+
+def test_a_run_records_the_adapter_it_answered_with(lab, sample, fresh_hybrid):
     adapter = lab.active_adapter(sample)
-    run = run_evaluation(lab, small, EvalConfig(modes=("hybrid",), kinds=("fresh", "style"), limit=1))
-    assert [q["id"] for q in run["questions"]] == ["q15"]
-    assert list(run["modes"]["hybrid"]["by_kind"]) == ["fresh"]
-    assert run["settings"]["adapter"] == adapter.name and run["settings"]["adapter_created_at"]
-    assert run["settings"]["kinds"] == ["fresh", "style"] and run["settings"]["limit"] == 1
-    assert run["questions"][0]["answers"]["hybrid"]["adapter"] == adapter.name
-    assert list(run["failures"]) == ["hybrid"]
+    assert fresh_hybrid["settings"]["adapter"] == adapter.name and fresh_hybrid["settings"]["adapter_created_at"]
+    assert fresh_hybrid["questions"][0]["answers"]["hybrid"]["adapter"] == adapter.name
+
+
+def test_an_adapter_that_does_not_exist_is_refused_by_name(lab, small):
     with pytest.raises(AdapterNotReady, match="no adapter named 'nope'"):
         run_evaluation(lab, small, EvalConfig(modes=("finetuned",), adapter="nope"))
 
@@ -279,11 +294,12 @@ def test_saved_runs_round_trip(evaluated, tmp_path):
     assert [r.id for r in list_runs(tmp_path, "lumen_support")] == [first]
 
 
+@pytest.mark.process
 def test_a_saved_run_is_read_back_by_another_process(evaluated, tmp_path):
     run, _ = evaluated
     run_id = save_run(tmp_path, run, "kept")
     script = (
-        "import json, sys; from pathlib import Path; from core.eval_store import load_run; "
+        "import json, sys; from pathlib import Path; from core.evaluation.eval_store import load_run; "
         "r = load_run(Path(sys.argv[1]), int(sys.argv[2])); "
         "print(json.dumps([r['label'], [q['id'] for q in r['questions']], r['modes']['rag']]))"
     )

@@ -2,12 +2,15 @@
 started from the form is saved and shown (chart, question table, failures, exports), the decision
 card recommends from it, and two runs are compared with bootstrap intervals."""
 
-import time
+import pytest
 
-from core.eval_store import list_runs, save_run
-from core.evaluation import EvalConfig, run_evaluation
-from core.jobs import get_job, list_jobs
-from tests.apptest import open_page, page_texts
+from core.evaluation.eval_store import list_runs, save_run
+from core.evaluation.runs import EvalConfig, run_evaluation
+from core.jobs import list_jobs
+from tests.support.apptest import open_page, page_texts
+from tests.support.waiting import ended, wait_for_job
+
+pytestmark = pytest.mark.model
 
 PAGE = "pages/evaluation.py"
 
@@ -19,7 +22,8 @@ def _start_from_the_form(at, limit: int) -> None:
     assert not at.exception
 
 
-def test_a_run_started_from_the_page_is_saved_and_shown(sample, lab):
+@pytest.mark.process
+def test_a_run_started_from_the_page_is_shown_once_saved(sample, lab):
     runs_before = len(list_runs(lab.settings.data_dir, sample.name))
     at = open_page(PAGE)
     modes = next(m for m in at.multiselect if m.label == "Modes")
@@ -28,10 +32,7 @@ def test_a_run_started_from_the_page_is_saved_and_shown(sample, lab):
     _start_from_the_form(at, limit=2)
     job = list_jobs(lab.settings, sample.name, limit=1, kind="eval")[0]
     assert f"Evaluation job {job['id']}" in page_texts(at)
-    deadline = time.monotonic() + 300
-    while get_job(lab.settings, job["id"])["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(1)
-    job = get_job(lab.settings, job["id"])
+    job = wait_for_job(lab.settings, job["id"], ended)
     assert job["status"] == "succeeded", job["message"]
     runs = list_runs(lab.settings.data_dir, sample.name)
     assert len(runs) == runs_before + 1 and runs[0].id == job["eval_run"]
@@ -64,6 +65,7 @@ def test_two_runs_are_compared_with_intervals(sample, lab):
     assert "paired" in page_texts(at)
 
 
+@pytest.mark.process
 def test_a_failed_run_changes_nothing(sample, lab):
     """An evaluation job that cannot run (an adapter that no longer exists) fails with a message and
     leaves the saved runs exactly as they were."""
@@ -71,10 +73,7 @@ def test_a_failed_run_changes_nothing(sample, lab):
 
     before = [r.id for r in list_runs(lab.settings.data_dir, sample.name)]
     job_id = submit_evaluation(lab.settings, sample.path, EvalConfig(modes=("finetuned",), adapter="gone", limit=1))
-    deadline = time.monotonic() + 300
-    while get_job(lab.settings, job_id)["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(1)
-    job = get_job(lab.settings, job_id)
+    job = wait_for_job(lab.settings, job_id, ended)
     assert job["status"] == "failed" and "gone" in job["message"]
     assert [r.id for r in list_runs(lab.settings.data_dir, sample.name)] == before
     at = open_page(PAGE)

@@ -1,13 +1,13 @@
 """'What changed': facts found in answers, spelling variants folded, differences first."""
 
-from core.facts import compare_facts, extract_facts
+from core.text.facts import compare_facts, extract_facts
 
 
 def keys(text: str) -> list[str]:
     return [fact.key for fact in extract_facts(text)]
 
 
-def test_extracts_amounts_quantities_times_and_addresses():
+def test_extracts_every_kind_of_fact_in_order():
     text = (
         "Return within 30 days for a $25.00 fee, 15% off, 2 business days. Call +1 (555) 123-4567 "
         "or write to help@lumen.example, see www.lumen.example/returns. Open 9am."

@@ -1,9 +1,10 @@
 """The figure check: RAG and hybrid answers stating a figure that no source contains are withheld."""
 
-from core.figure_check import figures_reason, unsupported_figures, withheld_reply, withhold_unsupported_figures
-from core.knowledge_base import Source
-from core.modes import Answer
-from core.refusals import is_decline
+import pytest
+
+from core.answers.figure_check import figures_reason, unsupported_figures, withheld_reply, withhold_unsupported_figures
+from core.common.vocabulary import Answer, Source
+from core.text.refusals import is_decline
 
 SHIPPING = Source(name="shipping.md", chunk=0, score=0.6, text="Standard shipping is free on orders over $75.")
 
@@ -31,17 +32,24 @@ def test_a_stale_figure_is_withheld_in_the_drafts_own_voice():
     assert any("Figure check" in note and "$50" in note for note in stale.notes)
 
 
-def test_supported_figures_and_figures_from_the_question_pass():
-    for text, question in [
-        ("Shipping is free on orders over $75.", "When is shipping free?"),
-        ("No: $65 is below the $75 free-shipping threshold.", "I'm buying accessories worth $65. Is shipping free?"),
-    ]:
-        checked = answer("rag", text, question)
-        withhold_unsupported_figures(checked)
-        assert checked.text == text and not checked.withheld_draft
+@pytest.mark.parametrize(
+    "text, question",
+    [
+        pytest.param("Shipping is free on orders over $75.", "When is shipping free?", id="supported"),
+        pytest.param(
+            "No: $65 is below the $75 free-shipping threshold.",
+            "I'm buying accessories worth $65. Is shipping free?",
+            id="from-the-question",
+        ),
+    ],
+)
+def test_figures_the_sources_or_the_question_give_pass(text, question):
+    checked = answer("rag", text, question)
+    withhold_unsupported_figures(checked)
+    assert checked.text == text and not checked.withheld_draft
 
 
-def test_other_modes_declines_and_answers_without_sources_are_left_alone():
+def test_only_retrieval_answers_with_sources_are_checked_never_declines():
     for checked in [
         answer("base", "Shipping is free over $50."),
         answer("finetuned", "Shipping is free over $50."),
@@ -53,7 +61,7 @@ def test_other_modes_declines_and_answers_without_sources_are_left_alone():
         assert checked.text == before and not checked.withheld_draft
 
 
-def test_withheld_reply_keeps_only_a_plain_greeting_and_sign_off():
+def test_a_withheld_reply_keeps_only_a_plain_greeting_from_the_draft():
     # "The answer is: 4." and a markup fragment are not a greeting or a sign-off.
     reply = withheld_reply("The answer is: 4. You have 10 days. <li>x</li>", figures_reason(["10 days"]))
     assert reply.startswith("I can't answer that reliably") and "<li>" not in reply and "4." not in reply
@@ -61,9 +69,10 @@ def test_withheld_reply_keeps_only_a_plain_greeting_and_sign_off():
     assert reply.startswith("Sure! I can't") and "$6" not in reply  # three figures named at most
 
 
+@pytest.mark.model
 def test_the_lab_checks_figures_of_every_streamed_answer(lab, sample):
     """Through the real model: whatever RAG answers, it states no figure its sources and question lack."""
-    from core.compare import Column
+    from core.answers.compare import Column
 
     question = "How much does the Lumen Volt cost, and how many dollars is express shipping?"
     alone = lab.ask(sample, "rag", question).collect()

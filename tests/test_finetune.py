@@ -7,14 +7,15 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from core.adapters import active_adapter, list_adapters
-from core.finetune import IGNORE, _micro_batches, tokenize_example, train_adapter
-from core.model_catalog import SMOLLM2
-from core.model_store import model_source
-from core.train_config import TrainConfig
+from core.common.model_catalog import SMOLLM2
+from core.engine.model_store import model_source
+from core.training.adapters import active_adapter, list_adapters
+from core.training.finetune import IGNORE, _micro_batches, tokenize_example, train_adapter
+from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
 
 
+@pytest.mark.model
 def test_only_assistant_tokens_are_labelled(lab):
     tokenizer = lab.engine.tokenizer
     messages = [
@@ -32,7 +33,8 @@ def test_only_assistant_tokens_are_labelled(lab):
     assert ids == list(full)
 
 
-def test_adapter_files_metadata_and_round_trip(lab, sample):
+@pytest.mark.model
+def test_an_adapter_is_saved_with_its_metadata(lab, sample):
     adapter = active_adapter(lab.settings.data_dir, sample.name, SMOLLM2.name)
     assert (adapter.path / "adapter_config.json").exists()
     assert (adapter.path / "adapter_model.safetensors").exists()
@@ -42,8 +44,11 @@ def test_adapter_files_metadata_and_round_trip(lab, sample):
     assert meta["base_model"] == "SmolLM2-135M-Instruct" and len(meta["dataset_sha256"]) == 64
     assert meta["loss_history"] and meta["duration_s"] > 0 and meta["config"]["rank"] == 16
 
-    # Loaded independently with plain peft, the adapter gives the engine's logits exactly
-    # (the engine runs LoRA with its own hooks, computed as peft computes it).
+
+@pytest.mark.model
+def test_plain_peft_gives_the_engines_logits_for_an_adapter(lab, sample):
+    """The engine runs LoRA with its own hooks, computed as peft computes it."""
+    adapter = active_adapter(lab.settings.data_dir, sample.name, SMOLLM2.name)
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
     source, _ = model_source(lab.settings)
     base = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype)
@@ -56,6 +61,7 @@ def test_adapter_files_metadata_and_round_trip(lab, sample):
     assert torch.equal(expected, got)
 
 
+@pytest.mark.model
 def test_adapter_changes_greedy_output(lab, sample):
     adapter = active_adapter(lab.settings.data_dir, sample.name, SMOLLM2.name)
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
@@ -77,6 +83,7 @@ def test_long_batches_train_in_bounded_micro_batches():
     assert len(parts) == 2
 
 
+@pytest.mark.model
 def test_training_is_seeded(lab, sample, tmp_path):
     settings = lab.settings.model_copy(update={"data_dir": tmp_path})
     (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
@@ -88,6 +95,7 @@ def test_training_is_seeded(lab, sample, tmp_path):
     assert active_adapter(tmp_path, sample.name, SMOLLM2.name).name == "b"
 
 
+@pytest.mark.model
 def test_failed_training_publishes_nothing(lab, sample, tmp_path):
     settings = lab.settings.model_copy(update={"data_dir": tmp_path})
     bad = tmp_path / "bad.jsonl"

@@ -3,17 +3,20 @@ validation report, an uploaded set with errors, the estimate, a job seen from a 
 (a reload) and cancelled from the page."""
 
 import json
-import time
 
-from core.jobs import get_job
-from core.train_config import TrainConfig
-from tests.apptest import open_page, page_texts
+import pytest
+
+from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
+from tests.support.apptest import open_page, page_texts
+from tests.support.waiting import ended, wait_for_job
+
+pytestmark = pytest.mark.model
 
 PAGE = "pages/finetuning.py"
 
 
-def test_report_of_the_scenario_set_and_estimate(sample):
+def test_the_scenario_set_shows_its_report_with_an_estimate(sample):
     at = open_page(PAGE)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Examples"] == "165" and metrics["Errors"] == "0"
@@ -24,7 +27,7 @@ def test_report_of_the_scenario_set_and_estimate(sample):
     assert not start.disabled
 
 
-def test_uploaded_set_with_errors_lists_lines_and_cannot_start(sample):
+def test_an_uploaded_set_with_errors_lists_them_by_line_instead_of_starting(sample):
     at = open_page(PAGE)
     at.radio[0].set_value("Upload a JSONL file").run()
     rows = [
@@ -42,17 +45,14 @@ def test_uploaded_set_with_errors_lists_lines_and_cannot_start(sample):
     assert next(b for b in at.button if b.label == "Start training").disabled
 
 
-def test_a_running_job_shows_after_a_reload_and_cancels_from_the_page(sample, lab):
+@pytest.mark.process
+def test_a_running_job_is_cancelled_from_a_reloaded_page(sample, lab):
     config = TrainConfig(**{**QUICK_TRAINING, "max_steps": 500, "context_aware": False})
     job_id = lab.submit_training(sample, config)
-    deadline = time.monotonic() + 300
-    while get_job(lab.settings, job_id)["step"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for_job(lab.settings, job_id, lambda job: job["step"] >= 1)
     at = open_page(PAGE)  # a fresh session: what a reload gives
     assert f"Job {job_id}" in page_texts(at)
     next(b for b in at.button if b.key == f"cancel-{job_id}").click().run()
-    while get_job(lab.settings, job_id)["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.5)
-    job = get_job(lab.settings, job_id)
+    job = wait_for_job(lab.settings, job_id, ended)
     assert job["status"] == "cancelled" and job["adapter"] is None
     assert lab.active_adapter(sample).name == "quick"

@@ -1,8 +1,10 @@
 """The freshness test: a changed fact reaches RAG after a re-index; Undo restores the document."""
 
-from core.compare import Column
-from core.freshness import apply_edit, new_fact_terms, open_edits, sentences, states_fact, undo_edit
-from core.knowledge_base import KnowledgeBase
+import pytest
+
+from core.answers.compare import Column
+from core.knowledge.freshness import apply_edit, new_fact_terms, open_edits, sentences, states_fact, undo_edit
+from core.knowledge.knowledge_base import KnowledgeBase
 
 DOC = "shipping_and_delivery.md"
 
@@ -14,10 +16,13 @@ def test_sentences_with_facts_come_first():
     assert found[-1] == "We love our customers very much." and "# Returns" not in found
 
 
-def test_new_fact_terms_fold_spellings_and_fall_back_to_words():
+def test_new_fact_terms_fold_spellings():
     assert new_fact_terms("within 45 days of delivery", "within 75 days of delivery") == ["quantity:75 day"]
     assert states_fact("You have 75-day returns.", ["quantity:75 day"])
     assert not states_fact("You have 45 days.", ["quantity:75 day"])
+
+
+def test_new_fact_terms_fall_back_to_words():
     assert new_fact_terms("Support is run by Lumen Care.", "Support is run by Velo Desk.") == ["velo", "desk"]
     assert states_fact("Velo Desk answers.", ["velo", "desk"]) and not states_fact(
         "Lumen Care answers.", ["velo", "desk"]
@@ -25,7 +30,8 @@ def test_new_fact_terms_fold_spellings_and_fall_back_to_words():
     assert not states_fact("anything", [])
 
 
-def test_edit_reaches_rag_at_once_and_undo_restores(lab, sample):
+@pytest.mark.model
+def test_an_edit_reaches_rag_at_once_until_it_is_undone(lab, sample):
     knowledge_base = lab.knowledge_base(sample)
     original = knowledge_base.manifest.document(DOC)
     old = next(

@@ -4,26 +4,36 @@ import json
 import random
 from dataclasses import replace
 
-from core.datasets import load_chat_dataset
-from core.facts import extract_facts
-from core.grounding import _with_changed_number, supports, updated_to_passage
-from core.refusals import is_decline
-from core.train_config import TrainConfig
+import pytest
+
+from core.text.facts import extract_facts
+from core.text.refusals import is_decline
+from core.training.datasets import load_chat_dataset
+from core.training.grounding import _with_changed_number, supports, updated_to_passage
+from core.training.train_config import TrainConfig
 
 STYLE = {"hello", "from", "lumen", "care", "ride"}
 
 
-def test_supports_needs_every_fact_name_and_most_words():
-    passage = "Lumen Shield costs $12 per month. It covers accidental damage and theft."
-    assert supports(passage, "Hello from Lumen Care! Lumen Shield costs $12 per month. Ride on!", STYLE)
-    assert not supports(passage, "Hello from Lumen Care! Lumen Shield costs $9 per month. Ride on!", STYLE)
+SHIELD = "Lumen Shield costs $12 per month. It covers accidental damage and theft."
+
+
+def test_support_needs_every_fact_of_the_answer():
+    assert supports(SHIELD, "Hello from Lumen Care! Lumen Shield costs $12 per month. Ride on!", STYLE)
+    assert not supports(SHIELD, "Hello from Lumen Care! Lumen Shield costs $9 per month. Ride on!", STYLE)
+
+
+def test_support_needs_every_name_of_the_answer():
     # Same words, another name: a renamed product is not supported by the passage.
     renamed = "Hello from Lumen Care! Our protection plan Lumen Guard covers accidental damage and theft. Ride on!"
-    assert not supports(passage, renamed, STYLE)
+    assert not supports(SHIELD, renamed, STYLE)
+
+
+def test_support_needs_most_words_of_the_answer():
     assert not supports("Returns are accepted within 45 days.", "Shipping is free over $75.", STYLE)
 
 
-def test_a_changed_number_changes_passage_and_answer_alike():
+def test_a_number_is_changed_alike_in_the_passage_as_in_the_answer():
     passage, answer = "The Lumen Volt costs $1,499 and has a 60 km range.", "The Volt costs $1,499."
     new_passage, new_answer = _with_changed_number(passage, answer, random.Random(0))
     new_price = extract_facts(new_answer)[0]
@@ -52,6 +62,7 @@ def test_a_stale_answer_takes_the_figures_of_the_passage_that_says_the_same():
     assert updated_to_passage(battery, stale, STYLE) == stale.replace("500", "800")
 
 
+@pytest.mark.model
 def test_context_aware_set_of_the_sample(lab, sample):
     config = TrainConfig(context_share=0.5)
     path, report = lab.prepare_training(sample, config)
@@ -63,9 +74,7 @@ def test_context_aware_set_of_the_sample(lab, sample):
     assert len(grounded) == report.grounded
     # A new decline is taught only where its passages clearly lack the answer: other documents than the
     # ones stating it, and none of its figures (near misses would teach declining answerable questions).
-    answered = {
-        r["messages"][-2]["content"]: r for r in grounded if not is_decline(r["messages"][-1]["content"])
-    }
+    answered = {r["messages"][-2]["content"]: r for r in grounded if not is_decline(r["messages"][-1]["content"])}
     new_declines = [
         (r, answered[r["messages"][-2]["content"]])
         for r in grounded
@@ -73,7 +82,9 @@ def test_context_aware_set_of_the_sample(lab, sample):
     ]
     assert len(new_declines) == report.declines
     for decline, answer in new_declines:
-        stating = {c["name"] for c in answer["context"] if supports(c["text"], answer["messages"][-1]["content"], STYLE)}
+        stating = {
+            c["name"] for c in answer["context"] if supports(c["text"], answer["messages"][-1]["content"], STYLE)
+        }
         figures = {f.key for f in extract_facts(answer["messages"][-1]["content"])}
         for passage in decline["context"]:
             assert passage["name"] not in stating

@@ -2,20 +2,22 @@
 
 import os
 import signal
-import time
 
 import pytest
 
-from core.adapters import active_adapter, list_adapters
-from core.cpu_budget import CpuBudget
-from core.db import connect
-from core.eval_store import list_runs, load_run
-from core.evaluation import EvalConfig
+from core.common.db import connect
+from core.common.model_catalog import SMOLLM2
+from core.common.scenario import load_eval_questions, load_scenario
+from core.engine.cpu_budget import CpuBudget
+from core.evaluation.eval_store import list_runs, load_run
+from core.evaluation.runs import EvalConfig
 from core.jobs import get_job, reap_dead_jobs, request_cancel, submit_evaluation, submit_training
-from core.model_catalog import SMOLLM2
-from core.scenario import load_eval_questions, load_scenario
-from core.train_config import TrainConfig
+from core.training.adapters import active_adapter, list_adapters
+from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING, SAMPLE
+from tests.support.waiting import ended, wait_for_job
+
+pytestmark = [pytest.mark.model, pytest.mark.process]
 
 
 @pytest.fixture
@@ -24,22 +26,11 @@ def job_settings(lab, tmp_path):
     return lab.settings.model_copy(update={"data_dir": tmp_path})
 
 
-def _wait(settings, job_id, until, limit_s=300):
-    """Polls the job until `until(job)` holds; the bound only stops a broken run from hanging the suite."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        job = get_job(settings, job_id)
-        if until(job):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job never reached the expected state: {job}")
-
-
 def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9_of_the_next_keeps_its_adapter(
     job_settings,
 ):
     first = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
-    job = _wait(job_settings, first, lambda j: j["status"] not in ("queued", "running"))
+    job = wait_for_job(job_settings, first, ended)
     assert job["status"] == "succeeded", job["message"]
     assert job["pid"] != os.getpid() and job["step"] == job["total_steps"] == 3
     assert len(job["history"]) == 3
@@ -47,12 +38,12 @@ def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9
     assert before.name == job["adapter"]
 
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
-    job = _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
+    job = wait_for_job(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
     app = CpuBudget(job_settings.data_dir, "app")  # the app answering: the job pauses
-    job = _wait(job_settings, job_id, lambda j: app.apply() == 0.0 and "paused" in (j["phase"] or ""))
+    job = wait_for_job(job_settings, job_id, lambda j: app.apply() == 0.0 and "paused" in (j["phase"] or ""))
     os.kill(job["pid"], signal.SIGKILL)
-    job = _wait(
-        job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", limit_s=60
+    job = wait_for_job(
+        job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", timeout_s=60
     )
     assert "stopped unexpectedly" in job["message"]
     assert active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name) == before
@@ -68,13 +59,13 @@ def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9
 def test_jobs_queue_and_run_one_at_a_time_oldest_first_and_a_cancelled_one_publishes_nothing(job_settings):
     long = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     short = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
-    _wait(job_settings, long, lambda j: j["status"] == "running" and j["step"] >= 2)
+    wait_for_job(job_settings, long, lambda j: j["status"] == "running" and j["step"] >= 2)
     waiting = get_job(job_settings, short)
     assert waiting["status"] == "queued" and waiting["step"] == 0 and waiting["phase"] == "Waiting for its turn"
     request_cancel(job_settings, long)
-    cancelled = _wait(job_settings, long, lambda j: j["status"] not in ("queued", "running"))
+    cancelled = wait_for_job(job_settings, long, ended)
     assert cancelled["status"] == "cancelled" and cancelled["step"] < 500 and cancelled["adapter"] is None
-    done = _wait(job_settings, short, lambda j: j["status"] not in ("queued", "running"))
+    done = wait_for_job(job_settings, short, ended)
     assert done["status"] == "succeeded" and done["started_at"] >= cancelled["finished_at"]
     assert active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name).name == done["adapter"]
     # The cancelled job published nothing: the queued job's adapter is the only one.
@@ -86,14 +77,14 @@ def test_eval_job_waits_for_training_and_a_cancelled_queued_one_saves_nothing(jo
     train = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     dropped = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=1))
     kept = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=2, label="from a job"))
-    _wait(job_settings, train, lambda j: j["status"] == "running" and j["step"] >= 1)
+    wait_for_job(job_settings, train, lambda j: j["status"] == "running" and j["step"] >= 1)
     for job_id in (dropped, kept):
         waiting = get_job(job_settings, job_id)
         assert waiting["kind"] == "eval" and waiting["status"] == "queued" and waiting["eval_run"] is None
     request_cancel(job_settings, dropped)
     request_cancel(job_settings, train)
 
-    done = _wait(job_settings, kept, lambda j: j["status"] not in ("queued", "running"))
+    done = wait_for_job(job_settings, kept, ended)
     assert done["status"] == "succeeded", done["message"]
     assert done["started_at"] >= get_job(job_settings, train)["finished_at"]
     assert done["step"] == done["total_steps"] == 2 and done["message"] == f"Saved as run #{done['eval_run']}."
@@ -113,10 +104,10 @@ def test_eval_job_waits_for_training_and_a_cancelled_queued_one_saves_nothing(jo
 def test_cancelling_a_running_eval_job_saves_nothing(job_settings):
     questions = len(load_eval_questions(load_scenario(SAMPLE)))
     job_id = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",)))  # every question
-    running = _wait(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
+    running = wait_for_job(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
     assert running["total_steps"] == questions and running["phase"].startswith("Question ")
     request_cancel(job_settings, job_id)
-    job = _wait(job_settings, job_id, lambda j: j["status"] not in ("queued", "running"))
+    job = wait_for_job(job_settings, job_id, ended)
     assert job["status"] == "cancelled" and job["message"] == "Cancelled; no run was saved."
     assert job["step"] < questions and job["eval_run"] is None
     assert list_runs(job_settings.data_dir, "lumen_support") == []

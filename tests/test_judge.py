@@ -4,18 +4,29 @@ its picks are counted against arena votes."""
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from core.arena import ALL_BAD, TIE, Vote
-from core.chat_model import LocalChatModel
-from core.engine import Decoding
-from core.judge import GRADE_PROMPT, PICK_PROMPT, Judge, configured_judge, parse_pick, parse_verdict, vote_agreement
+from core.answers.chat_model import LocalChatModel
+from core.common.vocabulary import Decoding
+from core.evaluation.arena import ALL_BAD, TIE, Vote
+from core.evaluation.judge import (
+    GRADE_PROMPT,
+    PICK_PROMPT,
+    Judge,
+    configured_judge,
+    parse_pick,
+    parse_verdict,
+    vote_agreement,
+)
 
 
-def test_parse_verdict_reads_correct_and_incorrect():
+def test_parse_verdict_reads_a_clear_verdict():
     assert parse_verdict("CORRECT") is True
     assert parse_verdict("correct.") is True
     assert parse_verdict("Verdict: Correct") is True
     assert parse_verdict("INCORRECT") is False  # contains "CORRECT" but is the opposite
     assert parse_verdict("Incorrect - the answer says 30 days.") is False
+
+
+def test_parse_verdict_gives_none_without_one():
     assert parse_verdict("The support email is support@lumen") is None  # garbled: no verdict, not a fail
     assert parse_verdict("") is None
     assert parse_verdict("CORRECTLY") is None  # a longer word is not a verdict
@@ -46,6 +57,7 @@ def local_judge(lab):
     return Judge("local", LocalChatModel(engine=lab.engine, decoding=Decoding(max_new_tokens=4)))
 
 
+@pytest.mark.model
 def test_the_local_model_as_judge_gives_what_its_reply_says(local_judge):
     question, reference = "What is the support email?", "The support email is support@lumenbikes.example."
     answer = "Write to support@lumenbikes.example."
@@ -71,7 +83,7 @@ def test_no_reference_means_no_verdict():
     assert judge.grade("What is the support email?", "support@lumenbikes.example", "x") is True
 
 
-def test_vote_agreement_counts_only_decided_votes_and_readable_picks():
+def test_vote_agreement_counts_only_decided_votes_with_readable_picks():
     """This test is about the arithmetic, so the judge replies from a fixed list (one reply per decided
     vote, in order); the real model is exercised above."""
     votes = [vote("B"), vote(TIE), vote("A"), vote(ALL_BAD), vote("B"), vote("A")]

@@ -1,7 +1,11 @@
 """The knowledge base page under AppTest with the real model, embeddings and store: upload through
 file_uploader, the playground, the freshness test with Undo, and a new scenario."""
 
-from tests.apptest import open_page, page_texts
+import pytest
+
+from tests.support.apptest import open_page, page_texts
+
+pytestmark = pytest.mark.model
 
 PAGE = "pages/knowledge_base.py"
 
@@ -15,7 +19,8 @@ def test_page_lists_the_documents_with_chunk_counts(sample, lab):
     assert "retrieve 3 chunk(s) by similarity" in page_texts(at)
 
 
-def test_upload_through_the_page_adds_good_files_and_refuses_bad_ones(sample, lab):
+@pytest.mark.process
+def test_an_upload_through_the_page_keeps_only_the_readable_files(sample, lab):
     knowledge_base = lab.knowledge_base(sample)
     before = {d.name: d.text_sha for d in knowledge_base.documents()}
     at = open_page(PAGE)
@@ -36,7 +41,7 @@ def test_upload_through_the_page_adds_good_files_and_refuses_bad_ones(sample, la
     knowledge_base.delete_document("rentals.md")
 
 
-def test_playground_shows_chunks_with_scores_and_the_min_score_refusal(sample):
+def test_the_playground_shows_scored_chunks_down_to_the_min_score(sample):
     at = open_page(PAGE)
     at.text_input(key="kb_query").set_value("What is the support email address?").run()
     assert not at.exception
@@ -47,7 +52,7 @@ def test_playground_shows_chunks_with_scores_and_the_min_score_refusal(sample):
     assert "Not saved yet" in page_texts(at)
 
 
-def test_freshness_edit_reaches_rag_and_undo_restores_the_document(sample, lab):
+def test_a_freshness_edit_from_the_page_reaches_rag_until_undone(sample, lab):
     knowledge_base = lab.knowledge_base(sample)
     doc = "shipping_and_delivery.md"
     original = knowledge_base.manifest.document(doc).text_sha
@@ -95,7 +100,8 @@ def test_new_scenario_from_the_page_starts_empty(sample, lab):
     assert not at.exception and at.session_state["scenario"] == "lumen_support"
 
 
-def test_document_text_with_images_and_html_is_shown_as_text(sample, lab):
+@pytest.mark.process
+def test_document_text_with_images_or_html_is_shown_as_text(sample, lab):
     knowledge_base = lab.knowledge_base(sample)
     hostile = (
         "Roadside help: <script>alert(1)</script> <img src=x onerror=alert(2)> ![pixel](https://evil.example/p.png)"

@@ -8,10 +8,12 @@ import sys
 
 import pytest
 
-from core.kb_manifest import RetrievalSettings
-from core.knowledge_base import KnowledgeBase
-from core.loaders import ParsedText
+from core.knowledge.knowledge_base import KnowledgeBase
+from core.knowledge.loaders import ParsedText
+from core.knowledge.manifest import RetrievalSettings
 from tests.conftest import ROOT, SAMPLE
+
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture
@@ -28,11 +30,23 @@ def docs(tmp_path):
     return folder
 
 
+@pytest.fixture(scope="module")
+def synced(lab, tmp_path_factory):
+    """The sample's documents, synced once, for the tests that only search them."""
+    folder = tmp_path_factory.mktemp("synced")
+    shutil.copytree(SAMPLE / "docs", folder / "docs")
+    knowledge_base = KnowledgeBase(
+        folder, "kbtest", lab.embeddings, RetrievalSettings(chunk_size=300, chunk_overlap=30, min_score=0.0)
+    )
+    knowledge_base.sync_folder(folder / "docs")
+    return knowledge_base
+
+
 def counts(kb) -> dict[str, int]:
     return {d.name: d.chunks for d in kb.documents()}
 
 
-def test_sync_is_idempotent_and_counts_match_chroma(kb, docs):
+def test_sync_is_idempotent_with_counts_matching_chroma(kb, docs):
     first = kb.sync_folder(docs)
     assert len(first.added) == len(list(docs.iterdir())) and not first.failed
     second = kb.sync_folder(docs)
@@ -41,7 +55,7 @@ def test_sync_is_idempotent_and_counts_match_chroma(kb, docs):
     assert all(len(kb.chunks_of(name)) == n for name, n in counts(kb).items())
 
 
-def test_changed_file_replaces_its_chunks_and_nothing_else(kb, docs):
+def test_a_changed_file_replaces_only_its_own_chunks(kb, docs):
     kb.sync_folder(docs)
     before = counts(kb)
     (docs / "returns_and_refunds.md").write_text(
@@ -56,31 +70,32 @@ def test_changed_file_replaces_its_chunks_and_nothing_else(kb, docs):
     assert "99 days" in hit.text and hit.name == "returns_and_refunds.md"
 
 
-def test_search_scores_are_sorted_and_the_right_document_wins(kb, docs):
-    kb.sync_folder(docs)
+def test_search_ranks_the_right_document_first(synced):
     question = "What is the phone number for support?"
-    dense = kb.search(question, RetrievalSettings(k=3, min_score=0.0, lexical=False))
+    dense = synced.search(question, RetrievalSettings(k=3, min_score=0.0, lexical=False))
     assert len(dense) == 3 and dense[0].name == "contact_support.html"
     assert dense[0].score >= dense[1].score >= dense[2].score
-    hybrid = kb.search(question, RetrievalSettings(k=3, min_score=0.0))  # in fused order, not by score
+    hybrid = synced.search(question, RetrievalSettings(k=3, min_score=0.0))  # in fused order, not by score
     assert hybrid[0].name == "contact_support.html" and [h.fused_rank for h in hybrid] == sorted(
         h.fused_rank for h in hybrid
     )
-    assert kb.search("   ") == []
+    assert synced.search("   ") == []
 
 
-def test_min_score_filters_and_mmr_diversifies(kb, docs):
-    kb.sync_folder(docs)
-    assert kb.search("What is the capital of France?", RetrievalSettings(k=3, min_score=0.3)) == []
+def test_a_min_score_leaves_out_every_weaker_chunk(synced):
+    assert synced.search("What is the capital of France?", RetrievalSettings(k=3, min_score=0.3)) == []
+
+
+def test_mmr_diversifies_the_chunks(synced):
     question = "How much does shipping cost?"
-    plain = kb.search(question, RetrievalSettings(k=4, min_score=0.0))
-    mmr = kb.search(question, RetrievalSettings(k=4, min_score=0.0, search_type="mmr", mmr_lambda=0.3))
+    plain = synced.search(question, RetrievalSettings(k=4, min_score=0.0))
+    mmr = synced.search(question, RetrievalSettings(k=4, min_score=0.0, search_type="mmr", mmr_lambda=0.3))
     assert len(mmr) == 4 and mmr[0] == plain[0]  # the best chunk is always picked first
     assert len({h.name for h in mmr}) >= len({h.name for h in plain})
     assert [h.text for h in mmr] != [h.text for h in plain]
 
 
-def test_delete_removes_the_document_and_its_chunks(kb, docs):
+def test_delete_removes_a_document_with_its_chunks(kb, docs):
     kb.sync_folder(docs)
     total = kb.chunk_count()
     removed = kb.delete_document("warranty.md")
@@ -110,7 +125,7 @@ def test_reindex_changes_chunking_in_one_switch(kb, docs):
         kb.save_search_settings(RetrievalSettings(chunk_size=900, chunk_overlap=0))
 
 
-def test_uncommitted_chunks_are_invisible_and_removed_on_open(kb, docs, lab, tmp_path):
+def test_uncommitted_chunks_stay_invisible_until_removed_on_open(kb, docs, lab, tmp_path):
     """A crash after writing chunks but before committing the manifest row leaves nothing behind."""
     kb.sync_folder(docs)
     total = kb.chunk_count()
@@ -122,12 +137,13 @@ def test_uncommitted_chunks_are_invisible_and_removed_on_open(kb, docs, lab, tmp
     assert reopened._collection().count() == total
 
 
+@pytest.mark.process
 def test_state_survives_a_restart_in_a_new_process(lab, sample, settings):
     knowledge_base = lab.knowledge_base(sample)
     lab.upload_document(sample, b"Lumen Bikes rents e-bikes for $9 per hour at the Portland store.", "rentals.md")
     expected = counts(knowledge_base)
     script = (
-        "import json; from core.lab import Lab; from core.settings import get_settings; from core.scenario import load_scenario\n"
+        "import json; from core.lab import Lab; from core.common.settings import get_settings; from core.common.scenario import load_scenario\n"
         f"lab = Lab(get_settings()); kb = lab.knowledge_base(load_scenario({str(SAMPLE)!r}))\n"
         "hit = kb.search('How much does it cost to rent a bike?')[0]\n"
         "print(json.dumps({'counts': {d.name: d.chunks for d in kb.documents()}, 'chroma': kb._collection().count(), 'hit': hit.name}))"

@@ -3,7 +3,7 @@ real embeddings, retrieval hits, and the shares a run's summary is made of."""
 
 import pytest
 
-from core.metrics import (
+from core.evaluation.metrics import (
     SHARE_METRICS,
     Score,
     claim_sentences,
@@ -31,12 +31,18 @@ def embed(lab):
 # --- correctness -----------------------------------------------------------------------------------
 
 
-def test_every_pattern_must_match_and_case_does_not_matter():
-    patterns = [r"paypal", r"american\s*express|amex"]
-    assert is_correct("We take Visa, AMERICAN EXPRESS and PayPal.", patterns)
-    assert is_correct("paypal or Amex", patterns)
-    assert not is_correct("We take PayPal and Visa.", patterns)  # one of two patterns is not enough
-    assert not is_correct("", patterns)
+PAYMENTS = [r"paypal", r"american\s*express|amex"]
+
+
+def test_every_pattern_must_match():
+    assert is_correct("We take Visa, american express and paypal.", PAYMENTS)
+    assert not is_correct("We take paypal and Visa.", PAYMENTS)  # one of two patterns is not enough
+    assert not is_correct("", PAYMENTS)
+
+
+def test_case_does_not_matter():
+    assert is_correct("We take Visa, AMERICAN EXPRESS and PayPal.", PAYMENTS)
+    assert is_correct("paypal or Amex", PAYMENTS)
 
 
 def test_a_decline_that_quotes_the_answer_is_not_correct():
@@ -67,7 +73,7 @@ def test_content_patterns_drop_those_anchored_to_the_start():
 # --- claims and groundedness -------------------------------------------------------------------------
 
 
-def test_claim_sentences_skip_greetings_sign_offs_and_declines():
+def test_claim_sentences_skip_what_states_nothing():
     text = (
         "Hello from Lumen Care! The Lumen Drift has a range of up to 90 km on a full charge. "
         "I don't know the answer to the rest of your question.\nIt costs $5. Ride on!"
@@ -79,18 +85,26 @@ def test_claim_sentences_skip_greetings_sign_offs_and_declines():
     assert claim_sentences("Hello from Lumen Care! Ride on!") == []
 
 
-def test_a_paraphrase_of_a_source_is_supported_and_others_are_not(embed):
-    paraphrases = [
-        "On a full charge the Lumen Drift can travel up to 90 km.",
-        "Standard shipping arrives in 3 to 5 business days.",
-    ]
-    assert supported_claims(paraphrases, SOURCES, embed) == 2
+PARAPHRASES = [
+    "On a full charge the Lumen Drift can travel up to 90 km.",
+    "Standard shipping arrives in 3 to 5 business days.",
+]
+
+
+@pytest.mark.model
+def test_a_paraphrase_of_a_source_is_supported(embed):
+    assert supported_claims(PARAPHRASES, SOURCES, embed) == 2
+
+
+@pytest.mark.model
+def test_a_claim_the_sources_do_not_state_is_not_supported(embed):
     assert supported_claims(["Our cafe serves fresh croissants every morning in Paris."], SOURCES, embed) == 0
     # the same sentence with a figure the sources do not state
     assert supported_claims(["The Lumen Drift has a range of up to 60 km on a full charge."], SOURCES, embed) == 0
-    assert supported_claims([paraphrases[0], "Our cafe serves croissants in Paris every day."], SOURCES, embed) == 1
+    assert supported_claims([PARAPHRASES[0], "Our cafe serves croissants in Paris every day."], SOURCES, embed) == 1
 
 
+@pytest.mark.model
 def test_no_claims_or_no_sources_support_nothing(embed):
     assert supported_claims([], SOURCES, embed) == 0
     assert supported_claims(["On a full charge the Lumen Drift can travel up to 90 km."], [], embed) == 0
@@ -100,7 +114,8 @@ def test_no_claims_or_no_sources_support_nothing(embed):
 # --- one answer, all marks ---------------------------------------------------------------------------
 
 
-def test_answerable_question_scored_with_sources_and_style(embed):
+@pytest.mark.model
+def test_an_answerable_question_is_scored_on_every_check(embed):
     question = {"kind": "answerable", "must_include": [r"\b90\s*(km|kilomet)"]}
     text = "Hello from Lumen Care! On a full charge the Lumen Drift can travel up to 90 km. Ride on!"
     score = score_answer(question, text, SOURCES, STYLE, embed)
@@ -112,6 +127,7 @@ def test_answerable_question_scored_with_sources_and_style(embed):
     assert score.passed() is True
 
 
+@pytest.mark.model
 def test_modes_without_retrieval_get_no_retrieval_or_groundedness_marks(embed):
     question = {"kind": "answerable", "must_include": [r"\b90\s*(km|kilomet)"]}
     score = score_answer(question, "It goes 60 km.", None, STYLE, embed)
@@ -134,13 +150,15 @@ def test_retrieval_hit_needs_every_content_pattern_in_the_sources():
     assert score_answer(form_only, "Hello from Lumen Care!", ["anything"], STYLE, None).retrieval_checked == 0
 
 
-def test_fresh_and_unanswerable_questions():
+def test_a_fresh_question_is_scored_on_the_new_fact():
     fresh = {"kind": "fresh", "must_include": [r"\b45\b"]}
     score = score_answer(fresh, "You have 45 days to return it.", None, None, None)
     assert (score.fresh, score.fresh_correct, score.gradable, score.correct) == (1, 1, 1, 1)
     stale = score_answer(fresh, "You have 30 days to return it.", None, None, None)
     assert (stale.fresh, stale.fresh_correct) == (1, 0)
 
+
+def test_an_unanswerable_question_passes_only_when_declined():
     unanswerable = {"kind": "unanswerable", "must_include": []}
     declined = score_answer(unanswerable, "I don't know; the handbook doesn't say.", ["x"], None, None)
     assert (declined.unanswerable, declined.declined_unanswerable, declined.gradable) == (1, 1, 0)

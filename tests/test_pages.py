@@ -6,6 +6,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.model
+
 APP = str(ROOT / "streamlit_app.py")
 MODE_PAGES = ["pages/base.py", "pages/rag.py", "pages/finetuned.py", "pages/hybrid.py"]
 
@@ -19,7 +21,7 @@ def _app(page=None) -> AppTest:
     return at
 
 
-def test_home_page_shows_modes_and_status(sample):
+def test_the_home_page_shows_the_lab_at_a_glance(sample):
     at = _app()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
@@ -71,10 +73,11 @@ def test_hostile_input_is_shown_as_text(sample):
     assert "\\<img" in shown and "!\\[x\\](" in shown and "\\$5" in shown  # escaped: shown as text
 
 
+@pytest.mark.process
 def test_first_launch_trains_the_missing_adapter_in_the_background(tmp_path, monkeypatch, lab):
     """A scenario without an adapter: the page starts a background job and shows its progress."""
     from core import jobs
-    from core.settings import get_settings
+    from core.common.settings import get_settings
 
     (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
     monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path))
@@ -105,8 +108,8 @@ def test_compare_needs_two_columns(sample):
     assert "two or more columns" in at.info[0].value and at.chat_input[0].disabled
 
 
-def test_blind_vote_is_recorded_and_reaches_the_leaderboard(sample, settings):
-    from core.arena import list_votes
+def test_a_blind_vote_reaches_the_leaderboard(sample, settings):
+    from core.evaluation.arena import list_votes
 
     at = _app("pages/leaderboard.py")
     assert not at.exception and "No votes" in at.info[0].value

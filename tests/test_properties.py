@@ -9,9 +9,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.datasets import ROLES, load_chat_dataset
-from core.knowledge_base import split_text
-from core.scenario import EVAL_KINDS, ScenarioError, _toml_string, create_scenario, load_eval_questions, load_scenario
+from core.common.scenario import (
+    EVAL_KINDS,
+    ScenarioError,
+    _toml_string,
+    create_scenario,
+    load_eval_questions,
+    load_scenario,
+)
+from core.knowledge.knowledge_base import split_text
+from core.training.datasets import ROLES, load_chat_dataset
 
 # tmp_path is one folder for all of a test's examples; each example overwrites its files.
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -264,7 +271,7 @@ texts = words.map("".join) | st.text(max_size=400)
 # LangChain's splitter may emit a chunk wholly inside its neighbour (all of it overlap): a harmless duplicate.
 @example(text="  Lumen e-bike42", size=15, share=0.5)
 @example(text="e-bike  e-bike ", size=14, share=0.5)
-def test_chunks_cover_the_text_within_size_and_overlap_deterministically(text, size, share):
+def test_chunks_cover_the_text_deterministically_within_their_size_with_overlap(text, size, share):
     overlap = int(size * share)
     chunks = split_text(text, size, overlap)
     assert chunks == split_text(text, size, overlap)

@@ -9,13 +9,13 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from core.adapters import AdapterNotReady
-from core.compare import Column
-from core.finetune import train_adapter
-from core.model_catalog import QWEN_CODER, SMOLLM2
-from core.model_store import checked_gguf, model_source, prepare_bundled_model
-from core.modes import MODES
-from core.train_config import TrainConfig
+from core.answers.compare import Column
+from core.common.model_catalog import QWEN_CODER, SMOLLM2
+from core.common.vocabulary import MODES
+from core.engine.model_store import checked_gguf, model_source, prepare_bundled_model
+from core.training.adapters import AdapterNotReady
+from core.training.finetune import train_adapter
+from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING, ROOT
 
 QUESTION = "How many days do I have to return a bike?"
@@ -36,6 +36,7 @@ def test_the_chunks_assemble_into_the_pinned_file(tmp_path):
     assert (QWEN_CODER.licence_dir / "NOTICE").read_text().count(QWEN_CODER.sha256) == 1
 
 
+@pytest.mark.model
 def test_the_converted_folder_ships_the_licence(settings):
     folder = prepare_bundled_model(settings, QWEN_CODER)
     assert (folder / "licence" / "LICENSE").read_text().lstrip().startswith("Apache License")
@@ -45,7 +46,7 @@ def test_the_converted_folder_ships_the_licence(settings):
 FREES_THE_OTHER = """
 import gc, weakref
 from core.lab import Lab
-from core.settings import get_settings
+from core.common.settings import get_settings
 lab = Lab(get_settings())
 small = weakref.ref(lab.engine.model)
 lab.switch_model("qwen2.5-coder-0.5b")
@@ -54,6 +55,8 @@ print(small() is None, lab.engine.model_name)
 """
 
 
+@pytest.mark.model
+@pytest.mark.process
 def test_switching_frees_the_other_model(settings):
     # In a fresh process: in this one, objects kept by earlier tests (a failed test's frames) may hold it.
     done = subprocess.run([sys.executable, "-c", FREES_THE_OTHER], cwd=ROOT, capture_output=True, text=True)
@@ -61,6 +64,7 @@ def test_switching_frees_the_other_model(settings):
     assert done.stdout.split() == ["True", QWEN_CODER.name]  # one model in memory at a time
 
 
+@pytest.mark.model
 def test_switching_keeps_adapters_apart(lab, sample):
     smol_active = lab.active_adapter(sample)
     assert lab.model_label == SMOLLM2.name and smol_active is not None
@@ -81,6 +85,7 @@ def test_switching_keeps_adapters_apart(lab, sample):
     assert lab.active_adapter(sample).name == smol_active.name  # still SmolLM2's active adapter
 
 
+@pytest.mark.model
 def test_every_mode_answers_with_a_trained_adapter(qwen_lab, sample):
     adapter = train_adapter(qwen_lab.settings, sample, TrainConfig(**QUICK_TRAINING), name="qwen-quick")
     assert adapter.base_model == QWEN_CODER.name and qwen_lab.active_adapter(sample).name == "qwen-quick"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.refusals import decline_reply, house_style, is_decline
+from core.text.refusals import decline_reply, house_style, is_decline
 
 
 @pytest.mark.parametrize(
@@ -38,16 +38,21 @@ def test_answers_are_not_declines(text):
     assert not is_decline(text)
 
 
-def test_house_style_and_decline_of_a_set():
-    answers = [
-        "Hello from Lumen Care! Returns take 30 days. Ride on!",
-        "Hello from Lumen Care! Shipping is free over $50. Ride on!",
-        "Hello from Lumen Care! The Volt costs $1,499. Ride on!",
-        "Plain answer.",
-    ]
-    assert house_style(answers) == ("Hello from Lumen Care!", "Ride on!")
-    made_up = decline_reply(answers)
+STYLED = [
+    "Hello from Lumen Care! Returns take 30 days. Ride on!",
+    "Hello from Lumen Care! Shipping is free over $50. Ride on!",
+    "Hello from Lumen Care! The Volt costs $1,499. Ride on!",
+    "Plain answer.",
+]
+
+
+def test_the_house_style_of_a_set_is_its_usual_greeting_with_sign_off():
+    assert house_style(STYLED) == ("Hello from Lumen Care!", "Ride on!")
+    assert house_style(["One.", "Two."]) == ("", "")
+
+
+def test_the_decline_of_a_set_is_in_its_house_style():
+    made_up = decline_reply(STYLED)
     assert made_up.startswith("Hello from Lumen Care! ") and made_up.endswith(" Ride on!") and is_decline(made_up)
     own = "Hello from Lumen Care! I'm sorry, I don't have information about that. Ride on!"
-    assert decline_reply(answers + [own, own]) == own  # the set's own decline wins
-    assert house_style(["One.", "Two."]) == ("", "")
+    assert decline_reply(STYLED + [own, own]) == own  # the set's own decline wins

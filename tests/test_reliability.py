@@ -1,5 +1,5 @@
 """Reliability with real processes, real Chroma and real SQLite: one process at a time writes the embedded
-store (another is told so at once, and still reads); kill -9 mid-ingest leaves every document whole or
+store (another is told so, and still reads); kill -9 mid-ingest leaves every document whole or
 absent; SQLite takes writers in threads and another process at once; a restart finds every row."""
 
 import json
@@ -13,32 +13,33 @@ import time
 import pytest
 
 from core import jobs
-from core.eval_store import list_runs, rename_run
-from core.knowledge_base import (
+from core.evaluation.eval_store import list_runs, rename_run
+from core.knowledge.knowledge_base import (
     EMBED_BATCH,
-    WRITER_WAIT_S,
     KnowledgeBase,
     KnowledgeBaseBusy,
     chroma_client,
     split_text,
 )
-from core.loaders import ParsedText
+from core.knowledge.loaders import ParsedText
 from tests.conftest import ROOT
-from tests.db_worker import SCENARIO as DB_SCENARIO
-from tests.db_worker import read_rows, settings_for, write_rows
-from tests.kb_worker import BIG, CITIES, SCENARIO, SETTINGS, documents, store_state
+from tests.support.db_worker import SCENARIO as DB_SCENARIO
+from tests.support.db_worker import read_rows, settings_for, write_rows
+from tests.support.kb_worker import BIG, CITIES, SCENARIO, SETTINGS, documents, store_state
+
+pytestmark = pytest.mark.process
 
 DOCS = documents()
 EXPECTED = {name: len(split_text(text, SETTINGS.chunk_size, SETTINGS.chunk_overlap)) for name, text in DOCS}
 
 
 class Worker:
-    """A `python -m tests.kb_worker` process; `until` reads its reports up to the one wanted."""
+    """A `python -m tests.support.kb_worker` process; `until` reads its reports up to the one wanted."""
 
     def __init__(self, data_dir, *args):
         self.stderr = open(data_dir.parent / f"{data_dir.name}-worker-{time.monotonic_ns()}.log", "w+")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.kb_worker", str(data_dir), *args],
+            [sys.executable, "-m", "tests.support.kb_worker", str(data_dir), *args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -97,7 +98,8 @@ def consistent(state: dict) -> bool:
     return state["strays"] == 0 and state["chroma"] == state["manifest"] == {n: EXPECTED[n] for n in state["manifest"]}
 
 
-def test_one_process_writes_the_store_and_another_is_told_so_at_once(lab, tmp_path, start_worker):
+@pytest.mark.model
+def test_one_process_at_a_time_writes_the_store(lab, tmp_path, start_worker):
     data_dir = tmp_path / "data"
     holder = start_worker("--pause-in", str(BIG))
     pid = holder.until("opened")["pid"]
@@ -110,10 +112,8 @@ def test_one_process_writes_the_store_and_another_is_told_so_at_once(lab, tmp_pa
         lambda: kb.add_text("porto.md", ParsedText("Lumen rents e-bikes in Porto.")),
         lambda: kb.delete_document(DOCS[0][0]),
     ):
-        started = time.monotonic()
         with pytest.raises(KnowledgeBaseBusy, match=rf"being written by another process \(pid {pid}\)"):
             write()
-        assert time.monotonic() - started < WRITER_WAIT_S + 2
     # Reads go on: the committed documents answer, the one being written is not seen.
     hits = kb.search(f"Which depot keeps spare batteries in {CITIES[BIG]}?")
     assert len(hits) == SETTINGS.k and all(hit.name != DOCS[BIG][0] for hit in hits)
@@ -123,10 +123,8 @@ def test_one_process_writes_the_store_and_another_is_told_so_at_once(lab, tmp_pa
     holder.go_on()
     assert holder.until("committed", doc=BIG)["chunks"] == EXPECTED[DOCS[BIG][0]]  # whole: none tidied away
     holder.until("batch", doc=BIG + 1)
-    holder.kill()  # a writer killed -9 leaves no stale lock: the next write does not wait
-    started = time.monotonic()
+    holder.kill()  # a writer killed -9 leaves no stale lock: the next write goes through
     assert kb.add_text("porto.md", ParsedText("Lumen rents e-bikes in Porto.")) == 1
-    assert time.monotonic() - started < WRITER_WAIT_S
     state = store_state(data_dir, kb.client)
     assert state["manifest"].pop("porto.md") == state["chroma"].pop("porto.md") == 1
     # The kill lands just before or just after the next document's commit: that one is whole or absent
@@ -136,6 +134,7 @@ def test_one_process_writes_the_store_and_another_is_told_so_at_once(lab, tmp_pa
     assert store_state(data_dir, KnowledgeBase(data_dir, SCENARIO, lab.embeddings, SETTINGS).client)["strays"] == 0
 
 
+@pytest.mark.model
 def test_kill_9_mid_ingest_leaves_every_document_whole_or_absent(lab, tmp_path, start_worker):
     data_dir = tmp_path / "data"
     writer = start_worker("--pause-in", str(BIG))
@@ -163,12 +162,12 @@ def test_kill_9_mid_ingest_leaves_every_document_whole_or_absent(lab, tmp_path, 
 THREADS, ROUNDS = 4, 20
 
 
-def test_sqlite_takes_writers_in_threads_and_another_process_at_once(tmp_path):
+def test_sqlite_takes_writers_from_threads_with_another_process_at_once(tmp_path):
     """Votes, evaluation runs and job rows, written as the app writes them, into a database that does not
     exist yet (the schema is made under contention too): nobody sees "database is locked", nothing is lost."""
     data_dir = tmp_path / "data"
     other = subprocess.Popen(
-        [sys.executable, "-m", "tests.db_worker", str(data_dir), "write", "process", str(ROUNDS)],
+        [sys.executable, "-m", "tests.support.db_worker", str(data_dir), "write", "process", str(ROUNDS)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -215,18 +214,18 @@ def test_sqlite_takes_writers_in_threads_and_another_process_at_once(tmp_path):
     assert any(writer != "process" for writer in order[first:last])
 
 
-def test_a_restart_finds_votes_evaluation_runs_and_jobs_as_they_were(tmp_path):
+def test_a_restart_finds_every_row_as_it_was(tmp_path):
     data_dir = tmp_path / "data"
     write_rows(data_dir, "before", 3)
     rename_run(data_dir, list_runs(data_dir, DB_SCENARIO.name)[0].id, "renamed before the restart")
     settings = settings_for(data_dir)
     cancelled = jobs._queue(settings, "train", DB_SCENARIO, {"max_steps": 5})
     jobs.request_cancel(settings, cancelled)
-    jobs._finish(settings, cancelled, "cancelled", "Cancelled before it started.")
+    jobs.finish(settings, cancelled, "cancelled", "Cancelled before it started.")
     before = json.loads(json.dumps(read_rows(data_dir)))
 
     result = subprocess.run(
-        [sys.executable, "-m", "tests.db_worker", str(data_dir), "read"],
+        [sys.executable, "-m", "tests.support.db_worker", str(data_dir), "read"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """A row's answer does not depend on its batch, in float32 and in bfloat16: each linear layer's product
-and each row's attention are the same alone and among other rows (core/row_products.py,
-core/row_attention.py), so the four modes batched (compare) equal each mode alone (its page).
+and each row's attention are the same alone and among other rows (core/engine/row_products.py,
+core/engine/row_attention.py), so the four modes batched (compare) equal each mode alone (its page).
 
 The session's Lab runs the dtype `auto` picks on this CPU (test_engine_worker covers it); the
 end-to-end test here runs the other one, so both paths are proven on every machine."""
@@ -9,16 +9,19 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from core.engine import Decoding, use_batch_invariant_kernels
+from core.common.vocabulary import Decoding
+from core.engine.engine import use_batch_invariant_kernels
+from core.engine.model_store import model_source
 from core.lab import Lab
-from core.model_store import model_source
 from tests.test_engine_worker import QUESTIONS, mode_rows, run_rows
+
+pytestmark = pytest.mark.model
 
 DTYPES = [torch.float32, torch.bfloat16]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
-def test_each_layers_product_for_a_row_is_the_same_alone_and_among_others(lab, dtype):
+def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dtype):
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
     layers = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -59,8 +62,8 @@ def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
-def test_a_rows_logits_are_the_same_on_one_thread_and_on_two(lab, sample, dtype):
-    """The app's engine changes its thread count when a job starts or ends (core/cpu_budget.py)."""
+def test_a_rows_logits_do_not_depend_on_the_thread_count(lab, sample, dtype):
+    """The app's engine changes its thread count when a job starts or ends (core/engine/cpu_budget.py)."""
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
     use_batch_invariant_kernels(model)

@@ -1,11 +1,11 @@
 """Comparing two runs: the bootstrap interval of each metric's change, paired when the questions match."""
 
-from core.metrics import Score
-from core.run_compare import compare_runs
+from core.evaluation.metrics import Score
+from core.evaluation.run_compare import compare_runs
 
 
 def run(correct: list[int], mode: str = "rag", prefix: str = "q", styled: list[int] | None = None) -> dict:
-    """A stored run as core.evaluation writes it, reduced to what the comparison reads: per-question scores."""
+    """A stored run as core.evaluation.runs writes it, reduced to what the comparison reads: per-question scores."""
     questions = []
     for number, mark in enumerate(correct):
         score = Score(correct=mark, gradable=1)
@@ -39,7 +39,7 @@ def test_identical_runs_show_no_change():
     assert accuracy.paired and accuracy.questions == 40
 
 
-def test_a_big_improvement_is_real_and_its_interval_holds_the_true_difference():
+def test_a_big_improvement_is_real_with_an_interval_around_the_true_difference():
     change = accuracy(compare_runs(run(marks(5)), run(marks(35))))
     assert (change.before, change.after, change.difference) == (0.125, 0.875, 0.75)
     assert change.real and 0 < change.low <= 0.75 <= change.high
@@ -57,7 +57,7 @@ def test_a_big_drop_is_real_with_an_interval_below_zero():
     assert change.real and change.low <= -0.75 <= change.high < 0
 
 
-def test_runs_on_different_questions_are_compared_unpaired_and_less_tightly():
+def test_runs_on_different_questions_are_compared_unpaired_so_less_tightly():
     before, after = run(marks(20)), run(marks(25))
     paired = accuracy(compare_runs(before, after))
     unpaired = accuracy(compare_runs(before, run(marks(25), prefix="other-")))
@@ -68,7 +68,7 @@ def test_runs_on_different_questions_are_compared_unpaired_and_less_tightly():
     assert paired.real and not unpaired.real
 
 
-def test_a_run_with_fewer_questions_is_unpaired_and_counts_its_own():
+def test_a_run_with_fewer_questions_is_compared_unpaired_on_its_own_count():
     change = accuracy(compare_runs(run(marks(20)), run(marks(15, total=30))))
     assert not change.paired and change.questions == 30 and change.after == 0.5
 

@@ -2,7 +2,7 @@
 
 import re
 
-from core.safe_text import escape_markdown
+from core.text.safe_text import escape_markdown
 
 SPECIAL = set("\\$[]<>*_`~#|")
 

@@ -4,13 +4,17 @@ import json
 
 import pytest
 
-from core.scenario import ScenarioError, load_eval_questions, load_scenario, validate_scenario
+from core.common.scenario import ScenarioError, load_eval_questions, load_scenario
+from core.scenario_check import validate_scenario
 
 SAMPLE = "scenarios/lumen_support"
 
 
-def test_sample_scenario_is_valid_and_complete():
+def test_the_sample_scenario_is_valid():
     assert validate_scenario(SAMPLE) == []
+
+
+def test_the_sample_scenario_has_enough_of_everything():
     scenario = load_scenario(SAMPLE)
     assert len([p for p in scenario.docs_dir.iterdir() if p.is_file()]) >= 8
     assert sum(1 for line in scenario.train_path.read_text().splitlines() if line.strip()) >= 150
@@ -47,7 +51,7 @@ def test_bad_manifest_is_explained(tmp_path):
         load_scenario(tmp_path / "missing")
 
 
-def test_problems_name_file_and_line(tmp_path):
+def test_problems_name_their_file_line(tmp_path):
     good = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
     evals = "\n".join(
         [

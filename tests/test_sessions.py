@@ -3,9 +3,13 @@ and every session's answer equals what it gets asking alone (no adapter, history
 
 import threading
 
+import pytest
+
 import core.lab
+from core.common.vocabulary import MODES
 from core.lab import Lab
-from core.modes import MODES
+
+pytestmark = pytest.mark.model
 
 NAMES = ["Ada", "Bruno", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana"]
 QUESTIONS = ["How many days do I have to return a bike?", "Do you ship to Canada?"]
@@ -33,7 +37,7 @@ def answer_text(lab: Lab, scenario, mode: str, question: str, history: list[dict
     return stream.answer.text
 
 
-def test_eight_sessions_at_once_load_the_model_once_and_get_their_serial_answers(settings, sample, monkeypatch):
+def test_eight_sessions_at_once_get_their_serial_answers_from_one_model_load(settings, sample, monkeypatch):
     loads = []
     real_load_model = core.lab.load_model
 

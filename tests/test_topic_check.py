@@ -1,10 +1,11 @@
 """The topic check: RAG and hybrid answers about a subject no knowledge-base document mentions are withheld."""
 
-from core.knowledge_base import Source
-from core.lexical_index import tokenize
-from core.modes import Answer
-from core.refusals import is_decline
-from core.topic_check import topic_check, unknown_topic_words
+import pytest
+
+from core.answers.topic_check import topic_check, unknown_topic_words
+from core.common.vocabulary import Answer, Source
+from core.knowledge.lexical_index import tokenize
+from core.text.refusals import is_decline
 
 DOCS = "Lumen Bikes ships within 3 to 5 business days. The Lumen Volt covers 60 km on one charge."
 VOCABULARY = set(tokenize([DOCS])[0])
@@ -42,7 +43,7 @@ def test_answers_in_the_documents_words_pass_even_when_the_question_words_differ
         assert passed.text == text and not passed.withheld_draft
 
 
-def test_other_modes_declines_and_answers_without_sources_are_left_alone():
+def test_only_retrieval_answers_with_sources_are_checked_never_declines():
     question = "Do you have a store in Berlin?"
     for left in [
         answer("base", "Yes, our Berlin store is open daily.", question),
@@ -55,6 +56,7 @@ def test_other_modes_declines_and_answers_without_sources_are_left_alone():
         assert left.text == before and not left.withheld_draft
 
 
+@pytest.mark.model
 def test_the_knowledge_base_vocabulary_follows_its_documents(lab, sample):
     vocabulary = lab.knowledge_base(sample).vocabulary()
     assert {"lumen", "warranti", "batteri"} <= vocabulary and "berlin" not in vocabulary

@@ -11,9 +11,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 from safetensors import safe_open
 
-from core.model_store import model_source
+from core.engine.model_store import model_source
 from tests.conftest import ROOT
 
 SERVE = ROOT / "deploy" / "vllm" / "serve.sh"
@@ -41,6 +42,7 @@ def layer_shapes(config: dict) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.model
 def test_trained_adapter_has_what_vllm_loads(lab, sample):
     folder = lab.active_adapter(sample).path
     files = {p.name for p in folder.iterdir()}
@@ -103,6 +105,7 @@ def dry_run(data_dir: Path, **env) -> tuple[list[str], str]:
     return shlex.split(done.stdout), done.stderr
 
 
+@pytest.mark.process
 def test_serve_script_dry_run_builds_the_vllm_command(tmp_path):
     v1 = adapter_folder(tmp_path, "demo", "v1", rank=32)
     other = adapter_folder(tmp_path, "other", "a", rank=8)

@@ -1,5 +1,5 @@
 """The login gate every page passes first, the visitor's role, the configuration banner, and the note that
-stands in for an admin-only control (the rules are in core/access.py)."""
+stands in for an admin-only control (the rules are in core/common/access.py)."""
 
 import math
 import sys
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import streamlit as st
 from streamlit.auth_util import is_authlib_installed
 
-from core.access import (
+from core.common.access import (
     LoginThrottle,
     Mode,
     Problem,
@@ -21,8 +21,8 @@ from core.access import (
     oidc_providers,
     role_for_email,
 )
-from core.safe_text import escape_markdown
-from core.settings import get_settings
+from core.common.settings import get_settings
+from core.text.safe_text import escape_markdown
 
 ROLE_KEY = "access_role"  # set by the password form; an [auth] sign-in lives in st.user instead
 THROTTLE_KEY = "access_throttle"
@@ -59,6 +59,8 @@ def current_role() -> Role | None:
         if not st.user.get("is_logged_in"):
             return None
         return role_for_email(st.user.get("email"), get_settings().admin_emails)
+    if mode == "demo":  # visitors are in without a login; the presenter signs in from the sidebar
+        return st.session_state.get(ROLE_KEY, "user")
     return st.session_state.get(ROLE_KEY)
 
 
@@ -101,8 +103,10 @@ def _print_once(problems: tuple[Problem, ...]) -> None:
         print(f"[lab config] {level}: {message}", file=sys.stderr)
 
 
-def _password_form() -> None:
-    st.caption("This Lab is shared: enter the password you were given.")
+def _password_form(presenter: bool = False) -> None:
+    """The password form; for the presenter of a demo, only the admin password opens anything."""
+    if not presenter:
+        st.caption("This Lab is shared: enter the password you were given.")
     with st.form("login", clear_on_submit=True):
         given = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
@@ -114,6 +118,8 @@ def _password_form() -> None:
     if not submitted:
         return
     role = check_password(get_settings(), given)
+    if presenter and role != "admin":
+        role = None
     if role is None:
         throttle.failed(time.monotonic())
         wait = throttle.wait_s(time.monotonic())
@@ -139,6 +145,12 @@ def render_account() -> None:
     """Who is signed in, as what, and a way out; nothing when access is open."""
     mode = current_mode()
     if mode == "open":
+        return
+    if mode == "demo" and not is_admin():
+        st.caption(":material/visibility: Demo: ask, compare and vote; nothing here changes shared data.")
+        if get_settings().admin_password:
+            with st.popover("Presenter sign-in", icon=":material/login:"):
+                _password_form(presenter=True)
         return
     who = escape_markdown(st.user.get("email") or "signed in") if mode == "oidc" else "Signed in"
     st.caption(f":material/person: {who} · {'admin' if is_admin() else 'visitor'}")

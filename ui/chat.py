@@ -1,15 +1,25 @@
 """The chat view all four mode pages share: history, streamed answer, metrics and sources."""
 
+import itertools
+
 import streamlit as st
 
-from core.adapters import AdapterNotReady
-from core.chats import clear_chat, load_turns, save_exchange
-from core.modes import ADAPTER_MODES, MODE_LABELS, Answer
-from core.safe_text import escape_markdown
+from core.answers.chats import clear_chat, load_turns, save_exchange
+from core.common.scenario import Scenario, load_eval_questions, questions_to_try
+from core.common.vocabulary import ADAPTER_MODES, MODE_LABELS, RETRIEVAL_MODES, Answer
+from core.text.excerpts import readable_excerpt
+from core.text.safe_text import escape_markdown
+from core.training.adapters import AdapterNotReady
 from ui.finetuning import render_adapter_wait
 from ui.resources import chat_id, current_scenario, get_lab
 from ui.sidebar import MODE_ICONS, page_frame
 
+THINKING = {
+    "base": "Thinking…",
+    "rag": "Searching the knowledge base and reading the sources…",
+    "finetuned": "Thinking with the adapter…",
+    "hybrid": "Searching the knowledge base and reading the sources…",
+}
 MODE_HELP = {
     "base": "The model as shipped: no documents, no fine-tuning. It only knows what it learned in pre-training.",
     "rag": "The base model plus retrieval: the most relevant knowledge-base chunks are put in the prompt as sources.",
@@ -44,7 +54,8 @@ def render_mode_page(mode: str) -> None:
             if turn.get("answer"):
                 render_answer_details(turn["answer"])
 
-    question = st.chat_input(f"Ask the {MODE_LABELS[mode]} model…")
+    picked = suggested_question(scenario, f"suggested:{mode}")
+    question = st.chat_input(f"Ask the {MODE_LABELS[mode]} model…") or picked
     if not question or not question.strip():
         return
     with st.chat_message("user"):
@@ -56,8 +67,11 @@ def render_mode_page(mode: str) -> None:
             st.warning(str(error))
             return
         shown = st.empty()
+        pieces = iter(stream)
+        with st.spinner(THINKING[mode]):  # until the first word: retrieval and reading the prompt
+            first = next(pieces, "")
         with shown:
-            st.write_stream(escape_markdown(piece) for piece in stream)
+            st.write_stream(escape_markdown(piece) for piece in itertools.chain([first], pieces))
         answer = stream.answer
         if answer.withheld_draft:  # the figure check replaced what was streamed
             shown.markdown(escape_markdown(answer.text))
@@ -65,6 +79,42 @@ def render_mode_page(mode: str) -> None:
     save_exchange(data_dir, chat, scenario.name, mode, question, answer)
     history.append({"role": "user", "content": question})
     history.append({"role": "assistant", "content": answer.text, "answer": answer})
+
+
+def suggested_question(scenario: Scenario, key: str) -> str | None:
+    """The scenario's questions to try as chips above the chat box; returns the one just clicked, once."""
+    questions = [question for question, _ in questions_to_try(load_eval_questions(scenario))]
+    if not questions:
+        return None
+
+    def clicked() -> None:  # remember the question, and clear the chip so it can be clicked again
+        st.session_state[f"{key}:asked"] = st.session_state[key]
+        st.session_state[key] = None
+
+    st.pills(
+        "Questions to try",
+        questions,
+        key=key,
+        on_change=clicked,
+        format_func=escape_markdown,
+        label_visibility="collapsed",
+    )
+    return st.session_state.pop(f"{key}:asked", None)
+
+
+CLOSENESS_HELP = (
+    "How close the passage's meaning is to the question (cosine similarity of their embeddings): 1 is the "
+    "same meaning, around 0.3 and below is loosely related. Highlighted sentences back the answer."
+)
+
+
+def render_excerpt(source: str, answer: str) -> str:
+    """A source as readable Markdown: headings bold, the sentences that back the answer highlighted."""
+    shown = []
+    for line in readable_excerpt(source, answer):
+        text = escape_markdown(line.text)
+        shown.append(f"**{text}**" if line.heading else f":orange-background[{text}]" if line.backs_answer else text)
+    return "  \n".join(shown)
 
 
 def answer_origin(answer: Answer) -> str:
@@ -95,7 +145,10 @@ def render_answer_details(answer: Answer) -> None:
     if answer.sources:
         with st.expander(f"Sources ({len(answer.sources)})"):
             for number, source in enumerate(answer.sources, 1):
-                st.markdown(f"**[{number}] {escape_markdown(source.name)}** · score {source.score:.2f}")
-                st.markdown(escape_markdown(source.text))
-    elif answer.mode in ("rag", "hybrid"):
+                st.markdown(
+                    f"**[{number}] {escape_markdown(source.name)}** · closeness {source.score:.2f} of 1",
+                    help=CLOSENESS_HELP,
+                )
+                st.markdown(render_excerpt(source.text, answer.text))
+    elif answer.mode in RETRIEVAL_MODES:
         st.caption("No source was retrieved.")

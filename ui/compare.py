@@ -1,7 +1,8 @@
 """The compare view: one question, one column per chosen mode, streamed from one batch; blind voting.
 
 Each turn is kept in session state with its answers, the column order it was shown in and its vote.
-A column's conversation is the earlier turns in which that column took part.
+Each question starts fresh unless "Follow up" is on: then a column's conversation is the earlier turns
+in which that column took part, and the turn says so on screen.
 """
 
 import time
@@ -9,7 +10,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.arena import (
+from core.answers.compare import Column
+from core.common.scenario import Scenario
+from core.common.vocabulary import ADAPTER_MODES, MODES, Decoding
+from core.evaluation.arena import (
     ALL_BAD,
     CHOICE_LABELS,
     TIE,
@@ -20,19 +24,22 @@ from core.arena import (
     new_comparison_id,
     record_vote,
 )
-from core.compare import Column
-from core.engine import Decoding
-from core.facts import compare_facts
-from core.modes import MODES
-from core.safe_text import escape_markdown
-from core.scenario import Scenario
-from ui.chat import render_answer_details
+from core.text.facts import compare_facts
+from core.text.safe_text import escape_markdown
+from ui.chat import render_answer_details, suggested_question
 from ui.finetuning import render_adapter_wait
 from ui.resources import get_lab
 from ui.sidebar import MODE_ICONS
 
 MAX_COLUMNS = 6
 REDRAW_EVERY_S = 0.15
+PENDING_QUESTION = "compare:pending_question"  # asked from another page, answered when Compare opens
+
+
+def ask_on_compare(question: str) -> None:
+    """Opens the Compare page with `question` asked in its default columns (the overview's questions to try)."""
+    st.session_state[PENDING_QUESTION] = question
+    st.switch_page("pages/compare.py")
 
 
 def column_options(scenario: Scenario) -> tuple[list[Column], list[Column], bool]:
@@ -44,7 +51,7 @@ def column_options(scenario: Scenario) -> tuple[list[Column], list[Column], bool
     adapters = lab.adapters(scenario)
     active = lab.active_adapter(scenario)
     options = [Column("base"), Column("rag")]
-    for mode in ("finetuned", "hybrid"):
+    for mode in ADAPTER_MODES:
         options += [Column(mode, adapter.name) for adapter in adapters]
     defaults = [Column("base"), Column("rag")]
     if active:
@@ -109,16 +116,23 @@ def render_compare_page(scenario: Scenario) -> None:
         st.rerun()
     for turn in turns:
         render_turn(scenario, turn, adapter_shown)
+    follow_up = bool(turns) and st.toggle(
+        "Follow up on the answers above",
+        key="compare_follow_up",
+        help="On: each column continues its own conversation above. Off: the next question starts fresh, "
+        "so no column's answer depends on what it said before.",
+    )
 
     columns = [by_key[key] for key in chosen_keys]
     if len(columns) < 2:
         st.info("Choose two or more columns to compare.")
         st.chat_input("Choose two or more columns first", disabled=True)
         return
-    question = st.chat_input("Ask all columns at once…")
+    picked = suggested_question(scenario, "suggested:compare") or st.session_state.pop(PENDING_QUESTION, None)
+    question = st.chat_input("Ask all columns at once…") or picked
     if not question or not question.strip():
         return
-    turn = ask_columns(scenario, columns, question, turns, decoding, blind, adapter_shown)
+    turn = ask_columns(scenario, columns, question, turns if follow_up else [], decoding, blind, adapter_shown)
     turns.append(turn)
     st.rerun()
 
@@ -135,6 +149,7 @@ def ask_columns(scenario, columns, question, turns, decoding, blind, adapter_sho
         with box:
             st.markdown(_heading(columns[index], position, blind, adapter_shown))
             boxes[index] = st.empty()
+            boxes[index].caption(":material/hourglass_top: Thinking…")  # until this column's first word
     histories = [_history(turns, column) for column in columns]
     stream = lab.compare(scenario, columns, question, histories, decoding)
     stream_into(boxes, stream)
@@ -146,6 +161,7 @@ def ask_columns(scenario, columns, question, turns, decoding, blind, adapter_sho
         "order": order,
         "blind": blind,
         "vote": None,
+        "follow_up": bool(turns),  # the columns continued their conversations in `turns`
         "decoding": decoding.__dict__,
         "wall_s": stream.wall_s,
     }
@@ -183,6 +199,8 @@ def render_turn(scenario: Scenario, turn: dict, adapter_shown: bool) -> None:
     hidden = turn["blind"] and turn["vote"] is None
     with st.chat_message("user"):
         st.markdown(escape_markdown(turn["question"]))
+        if turn.get("follow_up"):
+            st.caption(":material/forum: A follow-up: each column continued its own conversation above.")
     for position, (box, index) in enumerate(zip(st.columns(len(columns), border=True), turn["order"], strict=True)):
         answer = turn["answers"][index]
         with box:

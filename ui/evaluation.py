@@ -5,18 +5,18 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.arena import list_votes
-from core.decision import CRITERIA, DEFAULT_WEIGHTS, MAX_WEIGHT, WEIGHT_STEP, Prices, recommend
-from core.eval_store import RunInfo, delete_run, list_runs, load_run, rename_run
-from core.evaluation import FAILURE_CELLS, EvalConfig, flat_rows, select_questions
-from core.export import csv_text, json_text
-from core.jobs import ACTIVE_STATES, list_jobs, request_cancel, submit_evaluation
-from core.judge import configured_judge, vote_agreement
-from core.modes import ADAPTER_MODES, MODE_LABELS, MODES
-from core.run_compare import compare_runs
-from core.safe_text import escape_markdown
-from core.scenario import EVAL_KINDS, Scenario, ScenarioError
-from ui.access import admin_note, is_admin
+from core.common.export import csv_text, json_text
+from core.common.scenario import EVAL_KINDS, Scenario, ScenarioError
+from core.common.vocabulary import ADAPTER_MODES, MODE_LABELS, MODES
+from core.evaluation.arena import list_votes
+from core.evaluation.decision import CRITERIA, DEFAULT_WEIGHTS, MAX_WEIGHT, WEIGHT_STEP, Prices, recommend
+from core.evaluation.eval_store import RunInfo, delete_run, list_runs, load_run, rename_run
+from core.evaluation.judge import configured_judge, vote_agreement
+from core.evaluation.run_compare import compare_runs
+from core.evaluation.runs import FAILURE_CELLS, EvalConfig, estimated_run_seconds, flat_rows, select_questions
+from core.jobs import ACTIVE_STATES, list_jobs, request_cancel
+from core.text.safe_text import escape_markdown
+from ui.access import admin_note, current_mode, is_admin
 from ui.resources import get_lab
 
 METRIC_LABELS = {
@@ -53,6 +53,9 @@ MARKS = {True: "✓", False: "✗", None: "–"}
 # --- start and watch ---------------------------------------------------------------------------------
 def render_start(scenario: Scenario) -> None:
     lab = get_lab()
+    if current_mode() == "demo" and not is_admin():  # a run takes every core for minutes: the presenter's call
+        admin_note("start evaluation runs in a demo")
+        return
     try:
         questions = select_questions(scenario, EvalConfig())
     except ScenarioError as error:
@@ -114,7 +117,7 @@ def render_start(scenario: Scenario) -> None:
             label=label,
             use_judge=use_judge,
         )
-        job_id = submit_evaluation(lab.settings, scenario.path, config)
+        job_id = lab.submit_evaluation(scenario, config)
         st.toast(f"Evaluation job {job_id} queued.", icon=":material/play_arrow:")
         st.rerun()
 
@@ -126,9 +129,9 @@ def _estimate(scenario: Scenario, questions: int, modes: int) -> str:
         result = load_run(get_lab().settings.data_dir, run.id)
         if result and result.get("wall_s") and result["questions"]:
             per_question = result["wall_s"] / len(result["questions"])
-            scale = (1 + 0.47 * (modes - 1)) / (1 + 0.47 * (len(result["modes"]) - 1))  # batching: 4 modes ≈ 2.4×
+            seconds = estimated_run_seconds(per_question, len(result["modes"]), questions, modes)
             return (
-                f"About {_duration(per_question * scale * questions)} for {questions} questions, going by run "
+                f"About {_duration(seconds)} for {questions} questions, going by run "
                 f"#{run.id} on this machine ({per_question:.0f} s per question for {len(result['modes'])} modes)."
             )
     return f"{questions} questions; the first run measures how long one takes here (roughly 10–30 s per question)."

@@ -11,14 +11,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.adapters import ActiveAdapterError
-from core.datasets import DatasetReport, inspect_dataset, load_chat_dataset, save_upload
-from core.finetune import estimate_seconds, measured_tokens_per_s
+from core.common.model_catalog import SMOLLM2
+from core.common.scenario import Scenario
 from core.jobs import ACTIVE_STATES, get_job, list_jobs, request_cancel
-from core.model_catalog import SMOLLM2
-from core.safe_text import escape_markdown
-from core.scenario import Scenario
-from core.train_config import TrainConfig, config_fields
+from core.text.safe_text import escape_markdown
+from core.training.adapters import ActiveAdapterError
+from core.training.datasets import DatasetReport, inspect_dataset, load_chat_dataset, save_upload
+from core.training.finetune import estimate_seconds, measured_tokens_per_s
+from core.training.train_config import TrainConfig, config_fields
 from ui.access import admin_note, is_admin
 from ui.resources import get_lab
 
@@ -149,16 +149,6 @@ def render_settings(scenario: Scenario) -> TrainConfig:
     return TrainConfig(**{**asdict(defaults), **values})
 
 
-def config_problem(config: TrainConfig) -> str | None:
-    if config.epochs < 1 or config.batch_size < 1 or config.rank < 1 or config.max_seq_len < 32:
-        return "Epochs, batch size and rank must be at least 1, and max seq len at least 32."
-    if not 0 < config.learning_rate < 1:
-        return "The learning rate must be between 0 and 1 (1e-4 to 5e-3 suits LoRA)."
-    if not 0 <= config.val_fraction < 0.5 or not 0 <= config.dropout < 1 or not 0 <= config.context_share <= 1:
-        return "Validation split must be below 0.5, dropout below 1, and context share between 0 and 1."
-    return None
-
-
 @st.cache_data(show_spinner="Retrieving sources for context-aware examples…", max_entries=16)
 def _context_preview(scenario_name: str, source: str, sha: str, kb_state: str, share: float, seed: int, max_len: int):
     del sha, kb_state  # cache key only
@@ -187,9 +177,9 @@ def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: 
         admin_note("start training")
         return
     lab = get_lab()
-    problem = config_problem(config)
-    if problem or report.errors:
-        if problem:
+    problems = config.problems()
+    if problems or report.errors:
+        for problem in problems:
             st.error(problem, icon=":material/error:")
         st.button("Start training", type="primary", icon=":material/model_training:", disabled=True)
         return
@@ -406,7 +396,7 @@ def render_forgetting(forgetting: dict | None) -> None:
         f"{tuned}/{total} with the adapter",
         delta=f"{tuned - base:+d} against the base model ({base}/{total})",
         delta_color="normal" if tuned >= base else "inverse",
-        help="Questions the Lab ships (core/data/general_knowledge.jsonl), answered greedily with and without the adapter.",
+        help="Questions the Lab ships (core/training/data/general_knowledge.jsonl), answered greedily with and without the adapter.",
     )
     table = pd.DataFrame(
         {
@@ -452,7 +442,7 @@ def render_adapter_wait(scenario: Scenario) -> None:
         icon=":material/model_training:",
     )
     st.page_link("pages/finetuning.py", label="Open the fine-tuning studio", icon=":material/tune:")
-    job = lab.status(scenario)["job"]
+    job = lab.status(scenario).job
     if job is None or job["status"] in ("failed", "cancelled", "succeeded"):
         if job and job["status"] != "succeeded":
             st.error(f"The last training run {job['status']}: {job['message']}")

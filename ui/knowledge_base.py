@@ -6,14 +6,22 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core.compare import Column
-from core.freshness import apply_edit, describe_terms, new_fact_terms, open_edits, sentences, states_fact, undo_edit
-from core.kb_manifest import RetrievalSettings
-from core.knowledge_base import KnowledgeBaseBusy
-from core.loaders import SUPPORTED_SUFFIXES, UnreadableDocument
-from core.modes import MODE_LABELS, MODES
-from core.safe_text import escape_markdown
-from core.scenario import Scenario, ScenarioError
+from core.answers.compare import Column
+from core.common.scenario import Scenario, ScenarioError
+from core.common.vocabulary import ADAPTER_MODES, MODE_LABELS, MODES
+from core.knowledge.freshness import (
+    apply_edit,
+    describe_terms,
+    new_fact_terms,
+    open_edits,
+    sentences,
+    states_fact,
+    undo_edit,
+)
+from core.knowledge.knowledge_base import KnowledgeBaseBusy
+from core.knowledge.loaders import SUPPORTED_SUFFIXES, UnreadableDocument
+from core.knowledge.manifest import RetrievalSettings
+from core.text.safe_text import escape_markdown
 from ui.access import admin_note, is_admin
 from ui.compare import stream_into
 from ui.resources import get_lab
@@ -330,7 +338,7 @@ def render_freshness(scenario: Scenario) -> None:
 def run_freshness_question(scenario: Scenario, edit, question: str, terms: list[str]) -> None:
     lab = get_lab()
     adapter = lab.active_adapter(scenario)
-    modes = [m for m in MODES if adapter or m in ("base", "rag")]
+    modes = [m for m in MODES if adapter or m not in ADAPTER_MODES]
     columns = [Column(mode) for mode in modes]
     boxes = {}
     for index, box in enumerate(st.columns(len(columns), border=True)):

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.model_catalog import BUNDLED_MODELS
-from core.safe_text import escape_markdown
-from core.scenario import Scenario
+from core.common.model_catalog import BUNDLED_MODELS
+from core.common.scenario import Scenario
+from core.text.safe_text import escape_markdown
 from ui.access import admin_note, is_admin
 from ui.resources import get_lab
 

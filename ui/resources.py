@@ -3,13 +3,13 @@ preparation."""
 
 import streamlit as st
 
-from core.chats import is_chat_id, new_chat_id
-from core.knowledge_base import ChromaUnavailable
+from core.answers.chats import is_chat_id, new_chat_id
+from core.answers.remote_model import BackendNotConfigured
+from core.common.scenario import Scenario
+from core.common.settings import get_settings
+from core.engine.model_store import MissingModelError
+from core.knowledge.knowledge_base import ChromaUnavailable
 from core.lab import Lab
-from core.model_store import MissingModelError
-from core.remote_model import BackendNotConfigured, check_openai_settings
-from core.scenario import Scenario
-from core.settings import get_settings
 
 
 @st.cache_resource(show_spinner="Loading the model and embeddings…")
@@ -47,8 +47,7 @@ def current_scenario() -> Scenario:
         name = lab.settings.default_scenario if lab.settings.default_scenario in scenarios else next(iter(scenarios))
         st.session_state["scenario"] = name
     try:
-        if lab.remote:
-            check_openai_settings(lab.settings)
+        lab.backend.check()
         prepare_scenario(name)
     except (ChromaUnavailable, BackendNotConfigured) as error:  # a server is down or unset: say so on every page
         st.error(str(error), icon=":material/cloud_off:")

@@ -3,7 +3,8 @@ status and the signed-in visitor."""
 
 import streamlit as st
 
-from core.modes import MODE_LABELS, MODES
+from core.common.vocabulary import MODE_LABELS, MODES
+from core.lab import LabStatus
 from ui.access import render_account, require_access
 from ui.resources import current_scenario, get_lab
 
@@ -55,16 +56,16 @@ def render_sidebar() -> None:
             st.session_state["scenario"] = picked
             st.rerun()
         status = lab.status(current)
-        st.caption(f"**Model** {status['model']} · {status['device']} · {status['dtype']}")
-        st.caption(f"**Knowledge base** {status['documents']} documents · {status['chunks']} chunks")
+        st.caption(f"**Model** {status.model} · {status.device} · {status.dtype or 'remote'}")
+        st.caption(f"**Knowledge base** {status.documents} documents · {status.chunks} chunks")
         st.caption(f"**Adapter** {adapter_summary(status)}")
         render_account()
 
 
-def adapter_summary(status: dict) -> str:
-    if status["adapter"]:
-        return status["adapter"]
-    job = status["job"]
+def adapter_summary(status: LabStatus) -> str:
+    if status.adapter:
+        return status.adapter
+    job = status.job
     if job and job["status"] in ("queued", "running"):
         return f"training ({job['step']}/{job['total_steps'] or '?'} steps)"
     if job and job["status"] in ("failed", "cancelled"):

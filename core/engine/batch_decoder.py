@@ -1,0 +1,241 @@
+"""Decodes a batch of rows one token per step over the model's forward; rows join and leave between steps.
+
+This replaces transformers' generate() in the engine. Per step it does what generate() does for greedy
+and sampled decoding (same forward inputs, same logits processors, so the same tokens), without its
+per-step machinery, and with three things generate() cannot do:
+- keys and values are written in place into preallocated buffers, not re-concatenated every step;
+- a row that finishes leaves the batch, so the others stop paying for it;
+- new rows join a running batch between steps (requests from other sessions), so nobody waits for
+  someone else's answer to end.
+Each prompt is prefilled alone, all but its last token (no compute goes to padding); its cache is
+left-padded to the batch's width and its last token runs in the next step with everyone else's.
+The keys and values of a prompt's shared beginning (the system prompt, per adapter) are kept and
+reused, so a RAG question prefills only its sources and question.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers.cache_utils import DynamicLayer
+
+from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
+
+
+class _BufferLayer(DynamicLayer):
+    """One layer's keys and values in buffers [batch, heads, capacity, dim], filled up to `length`."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, headroom: int = 128):
+        super().__init__()
+        self.dtype, self.device = keys.dtype, keys.device
+        self.length = keys.shape[-2]
+        self._keys = _with_capacity(keys, self.length + headroom)
+        self._values = _with_capacity(values, self.length + headroom)
+        self._refresh_views()
+        self.is_initialized = True
+
+    def _refresh_views(self) -> None:
+        self.keys = self._keys[:, :, : self.length]
+        self.values = self._values[:, :, : self.length]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        new = key_states.shape[-2]
+        if self.length + new > self._keys.shape[-2]:  # out of room: double
+            capacity = 2 * (self.length + new)
+            self._keys = _with_capacity(self.keys, capacity)
+            self._values = _with_capacity(self.values, capacity)
+        self._keys[:, :, self.length : self.length + new] = key_states
+        self._values[:, :, self.length : self.length + new] = value_states
+        self.length += new
+        self._refresh_views()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+
+def _with_capacity(states: torch.Tensor, capacity: int) -> torch.Tensor:
+    batch, heads, length, dim = states.shape
+    buffer = states.new_zeros(batch, heads, capacity, dim)
+    buffer[:, :, :length] = states
+    return buffer
+
+
+def _pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
+    """[batch, heads, length, dim] -> [batch, heads, width, dim], zeros in front."""
+    return torch.nn.functional.pad(states, (0, 0, width - states.shape[-2], 0))
+
+
+class PrefixCache:
+    """Keys and values of recently used prompt beginnings, per adapter (LoRA changes them)."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._entries: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+
+    def get(self, adapter: str, tokens: tuple[int, ...]):
+        entry = self._entries.get((adapter, tokens))
+        if entry is not None:
+            self._entries.move_to_end((adapter, tokens))
+        return entry
+
+    def put(self, adapter: str, tokens: tuple[int, ...], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self._entries[(adapter, tokens)] = layers
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def penalise_repeats(scores: torch.Tensor, generated: list[list[int]], penalty) -> None:
+    """Applies the repetition penalty to each row's scores in place, for the tokens that row's answer
+    has produced: never the prompt's, so RAG stays free to quote its sources."""
+    if penalty is None:
+        return
+    for index, tokens in enumerate(generated):
+        if tokens:
+            seen = torch.tensor([tokens], device=scores.device)
+            scores[index : index + 1] = penalty(seen, scores[index : index + 1])
+
+
+@dataclass
+class LiveRow:
+    """A row in the batch: who asked, its adapter, and what it has generated so far."""
+
+    owner: object  # the request it belongs to (routing only)
+    index: int  # its index within that request
+    adapter: str  # a name loaded in core.engine.lora_runtime, or BASE_ADAPTER
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    generated: list[int] = field(default_factory=list)
+
+
+class DecodeBatch:
+    """A running batch: call `join` with prefilled rows, then `step` until `rows` is empty."""
+
+    def __init__(self, model, eos_token_id: int, decoding, lora: LoraRuntime, prefixes: PrefixCache):
+        self.model = model
+        self.lora = lora
+        self.prefixes = prefixes
+        self.eos_token_id = eos_token_id
+        self.decoding = decoding
+        self.rows: list[LiveRow] = []
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None  # [batch, width]: 1 where the cache holds a real token
+        self.next_tokens: torch.Tensor | None = None  # [batch]: the token each row feeds next
+        self.positions: torch.Tensor | None = None  # [batch]: that token's position in its own sequence
+        self._penalty = (
+            RepetitionPenaltyLogitsProcessor(decoding.repetition_penalty)
+            if decoding.repetition_penalty != 1.0
+            else None
+        )
+        self._warpers = (
+            [TemperatureLogitsWarper(decoding.temperature), TopPLogitsWarper(decoding.top_p)]
+            if decoding.temperature > 0
+            else []
+        )
+
+    # --- rows in and out -------------------------------------------------------------------
+    def prefill(self, prompt: list[int], adapter: str | None, shared_length: int = 0):
+        """The cache of all but the prompt's last token, computed for this row alone. The first
+        `shared_length` tokens (a prefix other prompts share) come from the prefix cache when there."""
+        adapter = adapter or BASE_ADAPTER
+        self.lora.route([adapter])
+        device = self.model.device
+        cache = None
+        head = tuple(prompt[:shared_length]) if 0 < shared_length < len(prompt) - 1 else ()
+        if head:
+            layers = self.prefixes.get(adapter, head)
+            if layers is None:
+                computed = self.model(input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1)
+                layers = [(layer.keys, layer.values) for layer in computed.past_key_values.layers]
+                self.prefixes.put(adapter, head, layers)
+            cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)  # copies: the entry stays intact
+        ids = torch.tensor([prompt[len(head) : -1]], device=device)
+        # logits_to_keep=1: the vocabulary projection of the prompt tokens would be thrown away
+        return self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
+
+    def join(self, row: LiveRow, prompt: list[int], cache: DynamicCache) -> None:
+        """Adds a prefilled row; its last prompt token runs in the next step."""
+        own = cache.get_seq_length()
+        width = 0 if self.cache is None else self.cache.get_seq_length()
+        new_width = max(width, own)
+        layers = []
+        for layer in range(len(cache.layers)):
+            keys = [_pad_left(cache.layers[layer].keys, new_width)]
+            values = [_pad_left(cache.layers[layer].values, new_width)]
+            if self.cache is not None:
+                keys.insert(0, _pad_left(self.cache.layers[layer].keys, new_width))
+                values.insert(0, _pad_left(self.cache.layers[layer].values, new_width))
+            layers.append(_BufferLayer(torch.cat(keys), torch.cat(values)))
+        self.cache = DynamicCache(config=self.model.config)
+        self.cache.layers = layers
+        device = self.model.device
+        mask = torch.cat([torch.zeros(new_width - own, dtype=torch.long), torch.ones(own, dtype=torch.long)])
+        mask = mask.to(device)[None]
+        if self.mask is not None:
+            padding = torch.zeros(len(self.rows), new_width - width, dtype=torch.long, device=device)
+            mask = torch.cat([torch.cat([padding, self.mask], dim=1), mask])
+        self.mask = mask
+        token = torch.tensor([prompt[-1]], device=device)
+        position = torch.tensor([len(prompt) - 1], device=device)
+        self.next_tokens = token if self.next_tokens is None else torch.cat([self.next_tokens, token])
+        self.positions = position if self.positions is None else torch.cat([self.positions, position])
+        self.rows.append(row)
+
+    def drop(self, leaving: list[LiveRow]) -> None:
+        """Removes rows (finished, or nobody listening) from the batch."""
+        keep = [i for i, row in enumerate(self.rows) if not any(row is gone for gone in leaving)]
+        if len(keep) == len(self.rows):
+            return
+        self.rows = [self.rows[i] for i in keep]
+        if not keep:
+            self.cache = self.mask = self.next_tokens = self.positions = None
+            return
+        index = torch.tensor(keep, device=self.model.device)
+        for layer in self.cache.layers:
+            layer._keys, layer._values = layer._keys[index], layer._values[index]
+            layer._refresh_views()
+        self.mask, self.next_tokens, self.positions = self.mask[index], self.next_tokens[index], self.positions[index]
+
+    # --- one step ---------------------------------------------------------------------------
+    def step(self) -> tuple[list[tuple[LiveRow, int]], list[tuple[LiveRow, bool]]]:
+        """Decodes one token for every row. Returns (row, token) for each row's new token, and
+        (row, cut_off) for rows that ended: at end-of-sequence, or cut off at their token limit.
+        Ended rows leave the batch."""
+        batch = len(self.rows)
+        self.mask = torch.cat([self.mask, torch.ones(batch, 1, dtype=torch.long, device=self.mask.device)], dim=1)
+        self.lora.route([row.adapter for row in self.rows])
+        output = self.model(
+            input_ids=self.next_tokens[:, None],
+            attention_mask=self.mask,
+            position_ids=self.positions[:, None],
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        scores = output.logits[:, -1, :].to(copy=True, dtype=torch.float32)
+        penalise_repeats(scores, [row.generated for row in self.rows], self._penalty)
+        for index, row in enumerate(self.rows):
+            if len(row.generated) < row.min_new_tokens:
+                scores[index, self.eos_token_id] = -float("inf")
+        if self._warpers:
+            for warper in self._warpers:
+                scores = warper(None, scores)
+            tokens = torch.multinomial(torch.nn.functional.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            tokens = torch.argmax(scores, dim=-1)
+        self.next_tokens = tokens
+        self.positions = self.positions + 1
+        produced, ended = [], []
+        for row, token in zip(self.rows, tokens.tolist(), strict=True):
+            if token == self.eos_token_id:
+                ended.append((row, False))
+                continue
+            row.generated.append(token)
+            produced.append((row, token))
+            if len(row.generated) >= row.max_new_tokens:
+                ended.append((row, True))
+        self.drop([row for row, _ in ended])
+        return produced, ended

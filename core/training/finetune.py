@@ -1,0 +1,354 @@
+"""LoRA fine-tuning on a chat dataset: loss on assistant tokens only, seeded, published atomically.
+
+A plain PyTorch loop rather than transformers' Trainer: the sets are small, and the loop reports
+progress (step, losses, tokens/s) through one callback, which is also how a job is cancelled.
+"""
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from core.common.scenario import Scenario
+from core.common.settings import Settings
+from core.engine.cpu_budget import CpuBudget
+from core.engine.model_store import load_model, resolve_device, resolve_dtype
+from core.training.adapters import METADATA_FILE, AdapterInfo, publish, staging_dir
+from core.training.datasets import load_chat_dataset
+from core.training.forgetting import check_forgetting
+from core.training.train_config import TrainConfig
+
+IGNORE = -100
+MICRO_BATCH_TOKENS = 512  # padded tokens per forward/backward pass (a backward pass cannot pause: ~2 s)
+
+
+@dataclass
+class Progress:
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    val_loss: float | None
+    tokens_per_s: float
+    eta_s: float
+
+
+# Training tokens/s on the 2-core CPU this Lab was built on; the estimate uses the last run's figure once there is one.
+DEFAULT_TOKENS_PER_S = {"cpu": 140.0, "cuda": 3000.0}
+DEFAULT_RATE_PARAMETERS = 135_000_000  # the model those defaults were measured with (SmolLM2-135M)
+SETUP_S = 15.0  # loading the model and the set, then saving and the forgetting check
+
+
+def measured_tokens_per_s(data_dir: Path, device: str, base_model: str, parameters: int) -> float:
+    """Throughput of the most recent training of `base_model` on this machine; without one, the default
+    measured with SmolLM2-135M, scaled by parameter count (Qwen2.5-0.5B measured ~1/3 of it)."""
+    newest = 0.0
+    rate = DEFAULT_TOKENS_PER_S.get(device, DEFAULT_TOKENS_PER_S["cpu"]) * min(
+        1.0, DEFAULT_RATE_PARAMETERS / parameters
+    )
+    for meta_file in Path(data_dir).glob(f"adapters/*/*/{METADATA_FILE}"):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        mine = meta.get("device", "cpu") == device and meta.get("base_model") == base_model
+        if mine and meta.get("tokens_per_s") and meta_file.stat().st_mtime > newest:
+            newest, rate = meta_file.stat().st_mtime, float(meta["tokens_per_s"])
+    return rate
+
+
+def estimate_seconds(lengths: list[int], config: TrainConfig, tokens_per_s: float) -> float:
+    """Wall time for training on examples of these token lengths (a validation pass costs about a third
+    of a training pass over the same tokens)."""
+    if not lengths:
+        return SETUP_S
+    per_example = sum(min(n, config.max_seq_len) for n in lengths) / len(lengths)
+    train_examples = len(lengths) * (1 - config.val_fraction)
+    steps = -(-int(train_examples) // config.batch_size) * config.epochs
+    if config.max_steps:
+        steps = min(steps, config.max_steps)
+    trained = min(steps * config.batch_size, train_examples * config.epochs) * per_example
+    validated = len(lengths) * config.val_fraction * config.epochs * per_example / 3
+    return SETUP_S + (trained + validated) / tokens_per_s
+
+
+class RecentRate:
+    """Training tokens per second over the last `window_s` seconds, pauses included (the job pauses while
+    the app answers, core.engine.cpu_budget), so an ETA follows the current load rather than the average."""
+
+    def __init__(self, window_s: float = 60.0):
+        self.window_s = window_s
+        self._points: list[tuple[float, int]] = []  # (time, tokens seen so far)
+
+    def add(self, at: float, tokens_seen: int) -> float:
+        """Records progress; returns the recent rate (tokens/s)."""
+        self._points.append((at, tokens_seen))
+        while len(self._points) > 2 and at - self._points[1][0] >= self.window_s:
+            self._points.pop(0)
+        (first_at, first_tokens), (last_at, last_tokens) = self._points[0], self._points[-1]
+        return (last_tokens - first_tokens) / (last_at - first_at) if last_at > first_at else 0.0
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop training; nothing is published."""
+
+
+def tokenize_example(tokenizer, messages: list[dict], max_len: int) -> tuple[list[int], list[int]]:
+    """Input ids and labels; labels keep only the assistant turns (and their end-of-turn token)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for index, message in enumerate(messages):
+        before = _render(tokenizer, messages[:index], generation_prompt=message["role"] == "assistant")
+        after = _render(tokenizer, messages[: index + 1], generation_prompt=False)
+        if message["role"] == "assistant":
+            prompt_part = before[len(ids) :]
+            ids += prompt_part
+            labels += [IGNORE] * len(prompt_part)
+            answer = after[len(ids) :]
+            ids += answer
+            labels += answer
+        else:
+            new = after[len(ids) :]
+            ids += new
+            labels += [IGNORE] * len(new)
+    return ids[:max_len], labels[:max_len]
+
+
+def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> list[int]:
+    if not messages:
+        return []
+    return list(
+        tokenizer.apply_chat_template(
+            messages, add_generation_prompt=generation_prompt, tokenize=True, return_dict=False
+        )
+    )
+
+
+def _batches(examples: list, batch_size: int, rng: random.Random) -> list[list]:
+    """Shuffled batches of similar lengths: sorting within windows of a few batches cuts padding."""
+    order = examples[:]
+    rng.shuffle(order)
+    window = batch_size * 4
+    batches = []
+    for start in range(0, len(order), window):
+        group = sorted(order[start : start + window], key=lambda example: len(example[0]))
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(batch, pad_id: int, device: str) -> dict:
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = [ids + [pad_id] * (width - len(ids)) for ids, _ in batch]
+    labels = [lab + [IGNORE] * (width - len(lab)) for _, lab in batch]
+    mask = [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch]
+    return {
+        "input_ids": torch.tensor(input_ids, device=device),
+        "labels": torch.tensor(labels, device=device),
+        "attention_mask": torch.tensor(mask, device=device),
+    }
+
+
+def train_adapter(
+    settings: Settings,
+    scenario: Scenario,
+    config: TrainConfig,
+    dataset_path: Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    name: str | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    source: dict | None = None,
+) -> AdapterInfo:
+    """Trains a LoRA adapter for the scenario and publishes it as the active adapter.
+
+    `dataset_path` is the file trained on (default: the scenario's train.jsonl); `source` describes
+    what the user chose when that file was derived from another (context-aware training). Training
+    pauses before the model's next layer while the app answers (core.engine.cpu_budget)."""
+    from peft import LoraConfig, get_peft_model
+
+    started = time.perf_counter()
+    on_phase = on_phase or (lambda phase: None)
+    on_phase("Loading the model and the training set")
+    dataset_path = Path(dataset_path or scenario.train_path)
+    dataset = load_chat_dataset(dataset_path, scenario.system_prompt)
+    if dataset.errors:
+        raise ValueError("The training set has errors:\n" + "\n".join(dataset.errors[:20]))
+
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = resolve_device(settings)
+    # fp32 on CPU: gradients need the matrix products, which bf16 slows down badly without native
+    # bf16 instructions (see model_store.resolve_dtype).
+    loaded = load_model(settings, dtype=resolve_dtype(settings, device) if device == "cuda" else torch.float32)
+    tokenizer, device = loaded.tokenizer, loaded.device
+    tokenized = [tokenize_example(tokenizer, e.messages, config.max_seq_len) for e in dataset.examples]
+    # An example cut before its answer has nothing left to learn from.
+    examples = [(ids, labels) for ids, labels in tokenized if any(label != IGNORE for label in labels)]
+    if not examples:
+        raise ValueError(f"Every example is longer than max_seq_len ({config.max_seq_len}) before its answer.")
+    rng = random.Random(config.seed)
+    shuffled = examples[:]
+    rng.shuffle(shuffled)
+    val_count = int(len(shuffled) * config.val_fraction) if len(shuffled) >= 10 else 0
+    val_set, train_set = shuffled[:val_count], shuffled[val_count:]
+
+    lora = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=config.target_module_list(),
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(loaded.model, lora)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
+    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = max(1, total_steps // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    )
+
+    on_phase("Training")
+    threads_before = torch.get_num_threads()  # restored at the end: the calling thread goes on
+    pauses = _pause_while_the_app_answers(model, CpuBudget(settings.data_dir, "job", settings.threads), on_phase)
+    history: list[dict] = []
+    step, tokens_seen, train_started = 0, 0, time.perf_counter()
+    planned_tokens = sum(len(ids) for ids, _ in train_set) * total_steps / steps_per_epoch
+    recent = RecentRate()
+    recent.add(train_started, 0)
+    val_loss = None
+    for epoch in range(1, config.epochs + 1):
+        for batch in _batches(train_set, config.batch_size, rng):
+            if step >= total_steps:
+                break
+            # Gradients accumulate over micro-batches of bounded size: the same update as one batch, in
+            # bounded memory (eight hybrid-length examples at once took ~13 GB on CPU).
+            labelled = sum(sum(label != IGNORE for label in labels[1:]) for _, labels in batch)
+            batch_loss = 0.0
+            for part in _micro_batches(batch, MICRO_BATCH_TOKENS):
+                inputs = _collate(part, tokenizer.pad_token_id, device)
+                loss_sum, _ = _assistant_loss(model, inputs)
+                (loss_sum / labelled).backward()
+                batch_loss += loss_sum.item() / labelled
+                tokens_seen += int(inputs["attention_mask"].sum())
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            elapsed = time.perf_counter() - train_started
+            last_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+            if last_of_epoch and val_set:
+                val_loss = _validation_loss(model, val_set, tokenizer.pad_token_id, device)
+            history.append(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": round(batch_loss, 4),
+                    "val_loss": val_loss if last_of_epoch else None,
+                }
+            )
+            if on_progress:
+                rate = recent.add(time.perf_counter(), tokens_seen) or tokens_seen / elapsed
+                on_progress(
+                    Progress(
+                        step=step,
+                        total_steps=total_steps,
+                        epoch=epoch,
+                        loss=batch_loss,
+                        val_loss=val_loss,
+                        tokens_per_s=rate,
+                        eta_s=0.0 if step == total_steps else max(0.0, planned_tokens - tokens_seen) / rate,
+                    )
+                )
+
+    train_seconds = time.perf_counter() - train_started
+    forgetting = None
+    if config.check_forgetting:
+        on_phase("Checking general knowledge (forgetting)")
+        forgetting = check_forgetting(model, tokenizer, scenario.system_prompt)
+    for pause in pauses:
+        pause.remove()
+    torch.set_num_threads(threads_before)
+    on_phase("Publishing")
+    duration = time.perf_counter() - started
+    name = name or f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    staged = staging_dir(settings.data_dir, scenario.name)
+    model.save_pretrained(staged)
+    metadata = {
+        "scenario": scenario.name,
+        "base_model": loaded.name,
+        "device": device,
+        "dataset": str(dataset_path),
+        "dataset_sha256": dataset.sha256,
+        **(source or {}),
+        "examples": len(train_set),
+        "skipped_too_long": len(tokenized) - len(examples),
+        "val_examples": len(val_set),
+        "config": asdict(config),
+        "loss_history": history,
+        "final_loss": history[-1]["loss"] if history else None,
+        "final_val_loss": val_loss,
+        "train_tokens": tokens_seen,
+        "tokens_per_s": round(tokens_seen / max(1e-9, train_seconds), 1),
+        "duration_s": round(duration, 1),
+        "forgetting": forgetting,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    return publish(staged, settings.data_dir, scenario.name, name)
+
+
+def _pause_while_the_app_answers(model, budget: CpuBudget, on_phase) -> list:
+    """Checks before each decoder layer's forward whether the app is answering, and waits while it is:
+    a job that runs on beside an answer slows it ~10x (measured: a 5 s answer took 49 s while a
+    training micro-batch ran on every core). Returns the hooks, to remove."""
+
+    def wait(*_):
+        if budget.apply(on_pause=lambda: on_phase("Training (paused while the app answers)")):
+            on_phase("Training")
+
+    return [layer.register_forward_pre_hook(wait) for layer in model.get_base_model().model.layers]
+
+
+def _micro_batches(batch: list, max_tokens: int) -> list[list]:
+    """The batch (sorted by length) in consecutive parts whose padded size stays within max_tokens."""
+    parts, current = [], []
+    for example in sorted(batch, key=lambda e: len(e[0])):
+        if current and len(example[0]) * (len(current) + 1) > max_tokens:
+            parts.append(current)
+            current = []
+        current.append(example)
+    return parts + [current]
+
+
+def _assistant_loss(peft_model, inputs: dict) -> tuple[torch.Tensor, int]:
+    """Summed next-token loss on labelled positions only, and how many there were. The vocabulary
+    projection (a fifth of the model's compute) runs just where a label exists."""
+    causal_lm = peft_model.get_base_model()
+    hidden = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    targets = inputs["labels"][:, 1:]
+    keep = targets != IGNORE
+    logits = causal_lm.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum"), int(keep.sum())
+
+
+@torch.no_grad()
+def _validation_loss(model, val_set, pad_id, device) -> float:
+    """Mean loss per labelled token over the validation set."""
+    model.eval()
+    total, count = 0.0, 0
+    for part in _micro_batches(val_set, MICRO_BATCH_TOKENS):
+        loss_sum, labelled = _assistant_loss(model, _collate(part, pad_id, device))
+        total, count = total + loss_sum.item(), count + labelled
+    model.train()
+    return round(total / max(1, count), 4)
