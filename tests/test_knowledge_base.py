@@ -51,7 +51,7 @@ def test_sync_is_idempotent_with_counts_matching_chroma(kb, docs):
     assert len(first.added) == len(list(docs.iterdir())) and not first.failed
     second = kb.sync_folder(docs)
     assert second.added == [] and len(second.unchanged) == len(first.added)
-    assert kb.chunk_count() == first.chunks_added == kb._collection().count()
+    assert kb.chunk_count() == first.chunks_added == kb.stored_chunk_count()
     assert all(len(kb.chunks_of(name)) == n for name, n in counts(kb).items())
 
 
@@ -100,7 +100,7 @@ def test_delete_removes_a_document_with_its_chunks(kb, docs):
     total = kb.chunk_count()
     removed = kb.delete_document("warranty.md")
     assert removed > 0 and "warranty.md" not in counts(kb)
-    assert kb._collection().count() == total - removed
+    assert kb.stored_chunk_count() == total - removed
     assert all(
         h.name != "warranty.md" for h in kb.search("frame warranty years", RetrievalSettings(k=10, min_score=0.0))
     )
@@ -115,7 +115,7 @@ def test_reindex_changes_chunking_in_one_switch(kb, docs):
     before = kb.chunk_count()
     report = kb.reindex(chunk_size=150, chunk_overlap=0)
     assert report.chunks_before == before and report.chunks_after == kb.chunk_count() > before
-    assert kb.settings.chunk_size == 150 and kb._collection().count() == report.chunks_after
+    assert kb.settings.chunk_size == 150 and kb.stored_chunk_count() == report.chunks_after
     assert all(len(c) <= 150 for c in kb.chunks_of("warranty.md"))
     assert (
         kb.search("How many years is the frame covered?", RetrievalSettings(k=1, min_score=0.0))[0].name
@@ -134,7 +134,7 @@ def test_uncommitted_chunks_stay_invisible_until_removed_on_open(kb, docs, lab, 
     )
     assert all(h.name != "ghost.md" for h in kb.search("ghost policy refunds", RetrievalSettings(k=5, min_score=0.0)))
     reopened = KnowledgeBase(tmp_path, "kbtest", lab.embeddings, kb.manifest.defaults)
-    assert reopened._collection().count() == total
+    assert reopened.stored_chunk_count() == total
 
 
 @pytest.mark.process
@@ -146,7 +146,7 @@ def test_state_survives_a_restart_in_a_new_process(lab, sample, settings):
         "import json; from core.lab import Lab; from core.common.settings import get_settings; from core.common.scenario import load_scenario\n"
         f"lab = Lab(get_settings()); kb = lab.knowledge_base(load_scenario({str(SAMPLE)!r}))\n"
         "hit = kb.search('How much does it cost to rent a bike?')[0]\n"
-        "print(json.dumps({'counts': {d.name: d.chunks for d in kb.documents()}, 'chroma': kb._collection().count(), 'hit': hit.name}))"
+        "print(json.dumps({'counts': {d.name: d.chunks for d in kb.documents()}, 'chroma': kb.stored_chunk_count(), 'hit': hit.name}))"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -158,7 +158,7 @@ def test_state_survives_a_restart_in_a_new_process(lab, sample, settings):
 def test_an_upload_of_the_same_text_is_idempotent(kb):
     assert kb.add_text("a.md", ParsedText("Lumen Bikes opened a store in Lisbon in 2024. " * 10)) > 0
     assert kb.add_text("a.md", ParsedText("Lumen Bikes opened a store in Lisbon in 2024. " * 10)) == 0
-    assert counts(kb) == {"a.md": kb._collection().count()}
+    assert counts(kb) == {"a.md": kb.stored_chunk_count()}
 
 
 def test_a_question_naming_an_identifier_gets_the_chunk_that_names_it_first(kb):

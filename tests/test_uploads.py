@@ -24,7 +24,7 @@ def kb(lab, sample):
 
 
 def snapshot(kb):
-    return [(d.name, d.text_sha, d.chunks) for d in kb.documents()], kb._collection().count()
+    return [(d.name, d.text_sha, d.chunks) for d in kb.documents()], kb.stored_chunk_count()
 
 
 @pytest.mark.process

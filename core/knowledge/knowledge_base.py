@@ -497,6 +497,11 @@ class KnowledgeBase:
     def chunk_count(self) -> int:
         return sum(d.chunks for d in self.manifest.documents())
 
+    def stored_chunk_count(self) -> int:
+        """Every chunk the live Chroma collection holds, committed or not. Equal to chunk_count() except
+        while a write is in flight, or after one was killed (its leftovers are never searched)."""
+        return self._collection().count()
+
     def _current_shas(self) -> dict[str, str]:
         return self.manifest.current_shas()
 
