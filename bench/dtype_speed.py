@@ -1,5 +1,5 @@
 """Speed of each dtype on this CPU, and what the batch-invariant kernels cost: the numbers behind
-LAB_DTYPE=auto (core/model_store.resolve_dtype) and behind "a compare column equals its mode page".
+LAB_DTYPE=auto (core/engine/model_store.resolve_dtype) and behind "a compare column equals its mode page".
 
 For float32 and bfloat16, with the engine's kernels (core/engine/row_products.py, core/engine/row_attention.py) and
 with the ones it used before (one product for all rows, padded attention), this measures: decode

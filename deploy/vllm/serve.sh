@@ -46,7 +46,7 @@ rank_of() {
   "$python" -c 'import json, sys; c = json.load(open(sys.argv[1])); print(max([c["r"], *(c.get("rank_pattern") or {}).values()]))' "$1"
 }
 
-# The same adapters the Lab lists (core/adapters.py): complete folders only, never .staging-* ones.
+# The same adapters the Lab lists (core/training/adapters.py): complete folders only, never .staging-* ones.
 modules=()
 names=()
 max_rank=0
