@@ -12,7 +12,7 @@ from core.knowledge.knowledge_base import ChromaUnavailable
 from core.lab import Lab
 
 
-@st.cache_resource(show_spinner="Loading the model and embeddings…")
+@st.cache_resource(show_spinner="Loading the model and the embeddings (once after each start)…")
 def _load_lab() -> Lab:
     lab = Lab(get_settings())
     lab.warm_up()
@@ -27,7 +27,7 @@ def get_lab() -> Lab:
         st.stop()
 
 
-@st.cache_resource(show_spinner="Indexing the knowledge base…")
+@st.cache_resource(show_spinner="Indexing the knowledge base (once after each start; new documents only)…")
 def prepare_scenario(name: str) -> None:
     """Once per process and scenario: index new or changed documents, start adapter training if missing."""
     lab = get_lab()

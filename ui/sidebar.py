@@ -45,7 +45,9 @@ def render_sidebar() -> None:
         for path, label, icon in EXTRA_PAGES:
             st.page_link(path, label=label, icon=icon)
         st.divider()
-        current = current_scenario()
+    # In the main area: on the first visit after a start, the indexing spinner shows where the page will be.
+    current = current_scenario()
+    with st.sidebar:
         # No widget key: with st.navigation each page has its own copy of this widget, and a keyed
         # one would start at its first option on every page switch. session_state["scenario"] rules.
         names = list(scenarios)
