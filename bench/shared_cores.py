@@ -51,18 +51,18 @@ answers, out = [], {}
 if not train:
     answers = [answer(q) for q in questions]
 else:
-    job_id = lab.ensure_adapter_training(scenario)["id"]
+    job_id = lab.ensure_adapter_training(scenario).id
     eta_seen, index, next_at = None, 0, time.monotonic() + 5
-    while (job := get_job(lab.settings, job_id))["status"] in ("queued", "running"):
-        running_s = time.time() - job["started_at"] if job["started_at"] else 0
-        if eta_seen is None and running_s >= 60 and job["eta_s"]:
-            eta_seen = (running_s, job["eta_s"])
+    while (job := get_job(lab.settings, job_id)).status in ("queued", "running"):
+        running_s = time.time() - job.started_at if job.started_at else 0
+        if eta_seen is None and running_s >= 60 and job.eta_s:
+            eta_seen = (running_s, job.eta_s)
         if time.monotonic() >= next_at:
             answers.append(answer(questions[index % len(questions)]))
             index, next_at = index + 1, next_at + every_s
         time.sleep(0.5)
-    took = job["finished_at"] - job["started_at"]
-    out = {"status": job["status"], "training_s": round(took),
+    took = job.finished_at - job.started_at
+    out = {"status": job.status, "training_s": round(took),
            "training_tokens_per_s": lab.active_adapter(scenario).metadata["tokens_per_s"]}
     if eta_seen:
         out["eta_a_minute_in"] = {"at_s": round(eta_seen[0]), "eta_s": round(eta_seen[1]),

@@ -17,6 +17,7 @@ from core.evaluation.judge import configured_judge
 from core.evaluation.runs import EvalConfig, Stopped, run_evaluation
 from core.jobs import (
     HEARTBEAT_S,
+    Job,
     cancel_requested,
     finish,
     job_from_row,
@@ -36,8 +37,8 @@ def run_job(settings: Settings, job_id: int) -> None:
     """Body of the job process: wait for the lock, do the job, record the outcome."""
     with connect(settings.data_dir) as db:
         job = job_from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
-    if job.get("model"):  # the model the job was submitted for, even if the app has switched since
-        settings = settings.model_copy(update={"model": job["model"]})
+    if job.model:  # the model the job was submitted for, even if the app has switched since
+        settings = settings.model_copy(update={"model": job.model})
     stop_heartbeat = threading.Event()
     threading.Thread(target=_heartbeat, args=(settings, job_id, stop_heartbeat), daemon=True).start()
     with open(Path(settings.data_dir) / "jobs.lock", "w") as lock:
@@ -51,22 +52,22 @@ def run_job(settings: Settings, job_id: int) -> None:
                     "UPDATE jobs SET status = 'running', started_at = ?, pid = ? WHERE id = ?",
                     (now(), os.getpid(), job_id),
                 )
-            (_run_training if job["kind"] == "train" else _run_evaluation)(settings, job)
+            (_run_training if job.kind == "train" else _run_evaluation)(settings, job)
         finally:
             stop_heartbeat.set()
 
 
-def _run_training(settings: Settings, job: dict) -> None:
-    job_id = job["id"]
+def _run_training(settings: Settings, job: Job) -> None:
+    job_id = job.id
     try:
         info = train_adapter(
             settings,
-            load_scenario(job["scenario_path"]),
-            TrainConfig(**job["config"]),
-            dataset_path=Path(job["dataset"]),
+            load_scenario(job.scenario_path),
+            TrainConfig(**job.config),
+            dataset_path=Path(job.dataset),
             on_progress=lambda p: record_progress(settings, job_id, p),
             on_phase=lambda phase: set_phase(settings, job_id, phase),
-            source=source_metadata(Path(job["source_dataset"] or job["dataset"]), Path(job["dataset"])),
+            source=source_metadata(Path(job.source_dataset or job.dataset), Path(job.dataset)),
         )
     except Cancelled:
         finish(settings, job_id, "cancelled", "Cancelled; the previous adapter keeps serving.")
@@ -76,12 +77,12 @@ def _run_training(settings: Settings, job: dict) -> None:
         finish(settings, job_id, "succeeded", f"Adapter {info.name} is now active.", adapter=info.name)
 
 
-def _run_evaluation(settings: Settings, job: dict) -> None:
-    job_id, config = job["id"], EvalConfig.from_dict(job["config"])
+def _run_evaluation(settings: Settings, job: Job) -> None:
+    job_id, config = job.id, EvalConfig.from_dict(job.config)
     set_phase(settings, job_id, "Loading the model and the knowledge base")
     try:
         budget = CpuBudget(settings.data_dir, "job", settings.threads)  # pauses while the app answers
-        lab, scenario = Lab(settings, budget), load_scenario(job["scenario_path"])
+        lab, scenario = Lab(settings, budget), load_scenario(job.scenario_path)
         lab.ensure_ingested(scenario)  # new and changed documents only; usually nothing to do
         result = run_evaluation(
             lab,

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.common.db import connect
@@ -25,6 +25,45 @@ from core.training.train_config import TrainConfig
 ACTIVE_STATES = ("queued", "running")
 HEARTBEAT_S = 5.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the jobs table: a training or evaluation run in its own process, and its progress."""
+
+    id: int
+    kind: str  # train or eval
+    scenario: str
+    scenario_path: str
+    status: str  # queued, running, succeeded, failed, cancelled
+    config: dict  # TrainConfig or EvalConfig fields
+    created_at: float
+    dataset: str | None = None  # the file trained on (with generated context, when context-aware)
+    source_dataset: str | None = None  # the file the user chose
+    phase: str | None = None  # what a running job is doing now, in words
+    pid: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    val_loss: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    history: list[dict] = field(default_factory=list)  # {step, loss, val_loss} per logged step
+    cancel_requested: bool = False
+    adapter: str | None = None  # the adapter a training job published
+    message: str | None = None  # the outcome, in words
+    eval_run: int | None = None  # the run an evaluation job saved
+    model: str | None = None  # the base model's name; None: recorded before models were (SmolLM2)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def now() -> float:
@@ -102,7 +141,7 @@ def _spawn_worker(settings: Settings, job_id: int) -> None:
         db.execute("UPDATE jobs SET pid = ?, heartbeat_at = ? WHERE id = ?", (process.pid, now(), job_id))
 
 
-def get_job(settings: Settings, job_id: int) -> dict | None:
+def get_job(settings: Settings, job_id: int) -> Job | None:
     reap_dead_jobs(settings)
     with connect(settings.data_dir) as db:
         row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -115,7 +154,7 @@ def list_jobs(
     limit: int = 50,
     kind: str | None = None,
     model: str | None = None,
-) -> list[dict]:
+) -> list[Job]:
     """Newest first: the job history the fine-tuning and evaluation pages show (of one base model's
     name, when given; jobs from before models were recorded ran on SmolLM2)."""
     reap_dead_jobs(settings)
@@ -128,7 +167,7 @@ def list_jobs(
     return [job_from_row(row) for row in rows]
 
 
-def latest_job(settings: Settings, scenario: str, kind: str = "train", model: str | None = None) -> dict | None:
+def latest_job(settings: Settings, scenario: str, kind: str = "train", model: str | None = None) -> Job | None:
     jobs = list_jobs(settings, scenario, limit=1, kind=kind, model=model)
     return jobs[0] if jobs else None
 
@@ -138,11 +177,12 @@ def request_cancel(settings: Settings, job_id: int) -> None:
         db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued','running')", (job_id,))
 
 
-def job_from_row(row) -> dict:
-    job = dict(row)
-    job["config"] = json.loads(job["config"])
-    job["history"] = json.loads(job["history"] or "[]")
-    return job
+def job_from_row(row) -> Job:
+    values = {key: row[key] for key in row.keys() if key in Job.__dataclass_fields__}  # noqa: SIM118 (sqlite3.Row iterates values)
+    values["config"] = json.loads(values["config"])
+    values["history"] = json.loads(values["history"] or "[]")
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Job(**values)
 
 
 def _alive(pid: int | None) -> bool:

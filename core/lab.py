@@ -24,7 +24,7 @@ from core.engine.embeddings import BundledEmbeddings
 from core.engine.engine import Engine
 from core.engine.model_store import load_model
 from core.evaluation.runs import EvalConfig
-from core.jobs import latest_job, submit_evaluation, submit_training
+from core.jobs import Job, latest_job, submit_evaluation, submit_training
 from core.knowledge.knowledge_base import KnowledgeBase, chroma_client
 from core.knowledge.manifest import RetrievalSettings
 from core.knowledge.uploads import parse_upload
@@ -194,7 +194,7 @@ class Lab:
         """Queues an evaluation run (a separate process) and returns its id."""
         return submit_evaluation(self.settings, scenario.path, config)
 
-    def ensure_adapter_training(self, scenario: Scenario) -> dict | None:
+    def ensure_adapter_training(self, scenario: Scenario) -> Job | None:
         """Starts training in the background if the scenario has no adapter and has never had a job.
 
         A failed or cancelled job is not retried on its own: the page offers a button instead."""
@@ -368,7 +368,7 @@ class LabStatus:
     chunks: int
     adapter: str | None  # the active adapter of this model, if any
     adapter_metadata: dict | None
-    job: dict | None  # the latest training job of this model (core.jobs)
+    job: Job | None  # the latest training job of this model
     data_dir: str
     dtype: str = ""  # the local model's dtype (float32, bfloat16)
     context_window: int | None = None

@@ -216,7 +216,7 @@ def assert_nothing_ran(web, page) -> None:
 
 def test_a_training_job_shows_live_progress_until_cancelled(web, lab, sample, settings):
     active = lab.active_adapter(sample).name
-    newest = max((j["id"] for j in list_jobs(settings, kind="train")), default=0)
+    newest = max((j.id for j in list_jobs(settings, kind="train")), default=0)
     page = web.open("/finetuning")
     expect(page.get_by_role("button", name="Start training")).to_be_enabled()
     # Short steps (one example each) so progress shows soon; nothing slow before or after training.
@@ -234,24 +234,24 @@ def test_a_training_job_shows_live_progress_until_cancelled(web, lab, sample, se
         # 165 examples, one per step, one epoch: the settings reached the job.
         progress = page.get_by_text(re.compile(r"Training · step \d+ of 165 "))
         expect(progress).to_be_visible()
-        [job] = [j for j in list_jobs(settings, kind="train") if j["id"] > newest]
-        job_id = job["id"]
-        assert not job["config"]["context_aware"] and not job["config"]["check_forgetting"]
+        [job] = [j for j in list_jobs(settings, kind="train") if j.id > newest]
+        job_id = job.id
+        assert not job.config["context_aware"] and not job.config["check_forgetting"]
         expect(page.get_by_text(f"Job {job_id} · running")).to_be_visible()
         page.locator(f".st-key-cancel-{job_id} button").click()
         expect(progress).to_have_count(0)  # the live view drops the job once it ends
         job = wait_for_job(settings, job_id, ended, timeout_s=180)
-        assert job["status"] == "cancelled" and job["adapter"] is None
+        assert job.status == "cancelled" and job.adapter is None
         assert lab.active_adapter(sample).name == active
         expect(page.get_by_text(f"active adapter: {active}.")).to_be_visible()  # the page says so too
     finally:  # whatever happened, leave no job running and the sample's adapter active
-        job_id = job_id or max((j["id"] for j in list_jobs(settings, kind="train")), default=0)
+        job_id = job_id or max((j.id for j in list_jobs(settings, kind="train")), default=0)
         if job_id > newest:
             request_cancel(settings, job_id)
             job = wait_for_job(settings, job_id, ended, timeout_s=180)
-            if job["adapter"]:
+            if job.adapter:
                 lab.activate_adapter(sample, active)
-                lab.delete_adapter(sample, job["adapter"])
+                lab.delete_adapter(sample, job.adapter)
 
 
 def test_four_sessions_at_once_each_get_their_own_answer(web, alone):

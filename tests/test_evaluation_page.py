@@ -31,14 +31,14 @@ def test_a_run_started_from_the_page_is_shown_once_saved(sample, lab):
     modes.set_value(["base", "rag"])
     _start_from_the_form(at, limit=2)
     job = list_jobs(lab.settings, sample.name, limit=1, kind="eval")[0]
-    assert f"Evaluation job {job['id']}" in page_texts(at)
-    job = wait_for_job(lab.settings, job["id"], ended)
-    assert job["status"] == "succeeded", job["message"]
+    assert f"Evaluation job {job.id}" in page_texts(at)
+    job = wait_for_job(lab.settings, job.id, ended)
+    assert job.status == "succeeded", job.message
     runs = list_runs(lab.settings.data_dir, sample.name)
-    assert len(runs) == runs_before + 1 and runs[0].id == job["eval_run"]
+    assert len(runs) == runs_before + 1 and runs[0].id == job.eval_run
 
     at = open_page(PAGE)  # a fresh session shows the newest run
-    assert at.selectbox(key=f"eval_run:{sample.name}").value.id == job["eval_run"]
+    assert at.selectbox(key=f"eval_run:{sample.name}").value.id == job.eval_run
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the grouped bar chart
     metrics = at.dataframe[0].value
     assert list(metrics.columns) == ["Base", "RAG"] and "Accuracy" in metrics.index
@@ -74,7 +74,7 @@ def test_a_failed_run_changes_nothing(sample, lab):
     before = [r.id for r in list_runs(lab.settings.data_dir, sample.name)]
     job_id = submit_evaluation(lab.settings, sample.path, EvalConfig(modes=("finetuned",), adapter="gone", limit=1))
     job = wait_for_job(lab.settings, job_id, ended)
-    assert job["status"] == "failed" and "gone" in job["message"]
+    assert job.status == "failed" and "gone" in job.message
     assert [r.id for r in list_runs(lab.settings.data_dir, sample.name)] == before
     at = open_page(PAGE)
     assert f"Evaluation job {job_id} failed" in page_texts(at)

@@ -49,10 +49,10 @@ def test_an_uploaded_set_with_errors_lists_them_by_line_instead_of_starting(samp
 def test_a_running_job_is_cancelled_from_a_reloaded_page(sample, lab):
     config = TrainConfig(**{**QUICK_TRAINING, "max_steps": 500, "context_aware": False})
     job_id = lab.submit_training(sample, config)
-    wait_for_job(lab.settings, job_id, lambda job: job["step"] >= 1)
+    wait_for_job(lab.settings, job_id, lambda job: job.step >= 1)
     at = open_page(PAGE)  # a fresh session: what a reload gives
     assert f"Job {job_id}" in page_texts(at)
     next(b for b in at.button if b.key == f"cancel-{job_id}").click().run()
     job = wait_for_job(lab.settings, job_id, ended)
-    assert job["status"] == "cancelled" and job["adapter"] is None
+    assert job.status == "cancelled" and job.adapter is None
     assert lab.active_adapter(sample).name == "quick"

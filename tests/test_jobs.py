@@ -31,21 +31,21 @@ def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9
 ):
     first = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
     job = wait_for_job(job_settings, first, ended)
-    assert job["status"] == "succeeded", job["message"]
-    assert job["pid"] != os.getpid() and job["step"] == job["total_steps"] == 3
-    assert len(job["history"]) == 3
+    assert job.status == "succeeded", job.message
+    assert job.pid != os.getpid() and job.step == job.total_steps == 3
+    assert len(job.history) == 3
     before = active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name)
-    assert before.name == job["adapter"]
+    assert before.name == job.adapter
 
     job_id = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
-    job = wait_for_job(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
+    job = wait_for_job(job_settings, job_id, lambda j: j.status == "running" and j.step >= 1)
     app = CpuBudget(job_settings.data_dir, "app")  # the app answering: the job pauses
-    job = wait_for_job(job_settings, job_id, lambda j: app.apply() == 0.0 and "paused" in (j["phase"] or ""))
-    os.kill(job["pid"], signal.SIGKILL)
+    job = wait_for_job(job_settings, job_id, lambda j: app.apply() == 0.0 and "paused" in (j.phase or ""))
+    os.kill(job.pid, signal.SIGKILL)
     job = wait_for_job(
-        job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j["status"] == "failed", timeout_s=60
+        job_settings, job_id, lambda j: (reap_dead_jobs(job_settings) or True) and j.status == "failed", timeout_s=60
     )
-    assert "stopped unexpectedly" in job["message"]
+    assert "stopped unexpectedly" in job.message
     assert active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name) == before
     assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [before.name]
     leftovers = [
@@ -59,17 +59,17 @@ def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9
 def test_jobs_queue_and_run_one_at_a_time_oldest_first_and_a_cancelled_one_publishes_nothing(job_settings):
     long = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     short = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
-    wait_for_job(job_settings, long, lambda j: j["status"] == "running" and j["step"] >= 2)
+    wait_for_job(job_settings, long, lambda j: j.status == "running" and j.step >= 2)
     waiting = get_job(job_settings, short)
-    assert waiting["status"] == "queued" and waiting["step"] == 0 and waiting["phase"] == "Waiting for its turn"
+    assert waiting.status == "queued" and waiting.step == 0 and waiting.phase == "Waiting for its turn"
     request_cancel(job_settings, long)
     cancelled = wait_for_job(job_settings, long, ended)
-    assert cancelled["status"] == "cancelled" and cancelled["step"] < 500 and cancelled["adapter"] is None
+    assert cancelled.status == "cancelled" and cancelled.step < 500 and cancelled.adapter is None
     done = wait_for_job(job_settings, short, ended)
-    assert done["status"] == "succeeded" and done["started_at"] >= cancelled["finished_at"]
-    assert active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name).name == done["adapter"]
+    assert done.status == "succeeded" and done.started_at >= cancelled.finished_at
+    assert active_adapter(job_settings.data_dir, "lumen_support", SMOLLM2.name).name == done.adapter
     # The cancelled job published nothing: the queued job's adapter is the only one.
-    assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [done["adapter"]]
+    assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [done.adapter]
 
 
 def test_eval_job_waits_for_training_and_a_cancelled_queued_one_saves_nothing(job_settings):
@@ -77,37 +77,37 @@ def test_eval_job_waits_for_training_and_a_cancelled_queued_one_saves_nothing(jo
     train = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     dropped = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=1))
     kept = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=2, label="from a job"))
-    wait_for_job(job_settings, train, lambda j: j["status"] == "running" and j["step"] >= 1)
+    wait_for_job(job_settings, train, lambda j: j.status == "running" and j.step >= 1)
     for job_id in (dropped, kept):
         waiting = get_job(job_settings, job_id)
-        assert waiting["kind"] == "eval" and waiting["status"] == "queued" and waiting["eval_run"] is None
+        assert waiting.kind == "eval" and waiting.status == "queued" and waiting.eval_run is None
     request_cancel(job_settings, dropped)
     request_cancel(job_settings, train)
 
     done = wait_for_job(job_settings, kept, ended)
-    assert done["status"] == "succeeded", done["message"]
-    assert done["started_at"] >= get_job(job_settings, train)["finished_at"]
-    assert done["step"] == done["total_steps"] == 2 and done["message"] == f"Saved as run #{done['eval_run']}."
-    run = load_run(job_settings.data_dir, done["eval_run"])
+    assert done.status == "succeeded", done.message
+    assert done.started_at >= get_job(job_settings, train).finished_at
+    assert done.step == done.total_steps == 2 and done.message == f"Saved as run #{done.eval_run}."
+    run = load_run(job_settings.data_dir, done.eval_run)
     assert run["label"] == "from a job" and list(run["modes"]) == ["base"]
     assert [q["id"] for q in run["questions"]] == ["q01", "q02"] and run["modes"]["base"]["answers"] == 2
     with connect(job_settings.data_dir) as db:
-        row = db.execute("SELECT job_id FROM eval_runs WHERE id = ?", (done["eval_run"],)).fetchone()
+        row = db.execute("SELECT job_id FROM eval_runs WHERE id = ?", (done.eval_run,)).fetchone()
     assert row["job_id"] == kept
 
     cancelled = get_job(job_settings, dropped)
-    assert cancelled["status"] == "cancelled" and cancelled["eval_run"] is None
-    assert cancelled["started_at"] is None and cancelled["message"] == "Cancelled before it started."
-    assert [r.id for r in list_runs(job_settings.data_dir, "lumen_support")] == [done["eval_run"]]
+    assert cancelled.status == "cancelled" and cancelled.eval_run is None
+    assert cancelled.started_at is None and cancelled.message == "Cancelled before it started."
+    assert [r.id for r in list_runs(job_settings.data_dir, "lumen_support")] == [done.eval_run]
 
 
 def test_cancelling_a_running_eval_job_saves_nothing(job_settings):
     questions = len(load_eval_questions(load_scenario(SAMPLE)))
     job_id = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",)))  # every question
-    running = wait_for_job(job_settings, job_id, lambda j: j["status"] == "running" and j["step"] >= 1)
-    assert running["total_steps"] == questions and running["phase"].startswith("Question ")
+    running = wait_for_job(job_settings, job_id, lambda j: j.status == "running" and j.step >= 1)
+    assert running.total_steps == questions and running.phase.startswith("Question ")
     request_cancel(job_settings, job_id)
     job = wait_for_job(job_settings, job_id, ended)
-    assert job["status"] == "cancelled" and job["message"] == "Cancelled; no run was saved."
-    assert job["step"] < questions and job["eval_run"] is None
+    assert job.status == "cancelled" and job.message == "Cancelled; no run was saved."
+    assert job.step < questions and job.eval_run is None
     assert list_runs(job_settings.data_dir, "lumen_support") == []

@@ -141,37 +141,37 @@ def _estimate(scenario: Scenario, questions: int, modes: int) -> str:
 def render_live_runs(scenario: Scenario) -> None:
     """Queued and running evaluation jobs, refreshed every two seconds; the page redraws when one ends."""
     lab = get_lab()
-    jobs = [j for j in list_jobs(lab.settings, scenario.name, limit=20, kind="eval") if j["status"] in ACTIVE_STATES]
+    jobs = [j for j in list_jobs(lab.settings, scenario.name, limit=20, kind="eval") if j.status in ACTIVE_STATES]
     seen = st.session_state.setdefault("eval_live_jobs", set())
-    finished = [job_id for job_id in seen if job_id not in {j["id"] for j in jobs}]
+    finished = [job_id for job_id in seen if job_id not in {j.id for j in jobs}]
     if finished:
         seen.clear()
         st.rerun(scope="app")
-    training_busy = any(j["status"] in ACTIVE_STATES for j in list_jobs(lab.settings, limit=5, kind="train"))
+    training_busy = any(j.status in ACTIVE_STATES for j in list_jobs(lab.settings, limit=5, kind="train"))
     for job in reversed(jobs):
-        seen.add(job["id"])
+        seen.add(job.id)
         with st.container(border=True):
             head, action = st.columns([5, 1], vertical_alignment="center")
-            head.markdown(f":material/science: **Evaluation job {job['id']}** · {job['status']}")
-            if is_admin() and action.button("Cancel", icon=":material/stop:", key=f"cancel-eval-{job['id']}"):
-                request_cancel(lab.settings, job["id"])
-                st.toast(f"Cancelling job {job['id']}…")
-            phase = job["phase"] or "Waiting for its turn"
-            if job["status"] == "queued" and training_busy:
+            head.markdown(f":material/science: **Evaluation job {job.id}** · {job.status}")
+            if is_admin() and action.button("Cancel", icon=":material/stop:", key=f"cancel-eval-{job.id}"):
+                request_cancel(lab.settings, job.id)
+                st.toast(f"Cancelling job {job.id}…")
+            phase = job.phase or "Waiting for its turn"
+            if job.status == "queued" and training_busy:
                 phase += " (a training job is using the machine)"
-            done = job["step"] / job["total_steps"] if job["total_steps"] else 0.0
-            eta = f" · about {_duration(job['eta_s'])} left" if job["eta_s"] else ""
+            done = job.step / job.total_steps if job.total_steps else 0.0
+            eta = f" · about {_duration(job.eta_s)} left" if job.eta_s else ""
             st.progress(done, text=escape_markdown(phase) + eta)
 
 
 def render_recent_failures(scenario: Scenario) -> None:
     """The last evaluation job, when it failed: why (saved runs are untouched)."""
     jobs = list_jobs(get_lab().settings, scenario.name, limit=1, kind="eval")
-    if jobs and jobs[0]["status"] in ("failed", "cancelled"):
+    if jobs and jobs[0].status in ("failed", "cancelled"):
         job = jobs[0]
-        shown = st.warning if job["status"] == "cancelled" else st.error
+        shown = st.warning if job.status == "cancelled" else st.error
         shown(
-            f"Evaluation job {job['id']} {job['status']}: {escape_markdown(job['message'] or '')}",
+            f"Evaluation job {job.id} {job.status}: {escape_markdown(job.message or '')}",
             icon=":material/info:",
         )
 

@@ -215,16 +215,16 @@ def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: 
 def render_live_jobs(scenario: Scenario) -> None:
     """Queued and running jobs (all scenarios: they share one queue), refreshed every two seconds."""
     lab = get_lab()
-    jobs = [j for j in list_jobs(lab.settings, limit=20, kind="train") if j["status"] in ACTIVE_STATES]
+    jobs = [j for j in list_jobs(lab.settings, limit=20, kind="train") if j.status in ACTIVE_STATES]
     seen = st.session_state.setdefault("ft_live_jobs", set())
-    finished = [job_id for job_id in seen if job_id not in {j["id"] for j in jobs}]
+    finished = [job_id for job_id in seen if job_id not in {j.id for j in jobs}]
     if finished:  # a job ended since the last poll: redraw the page (adapters, history)
         seen.clear()
         st.rerun(scope="app")
     if not jobs:
         return
     for job in reversed(jobs):
-        seen.add(job["id"])
+        seen.add(job.id)
         with st.container(border=True):
             render_job_progress(job, scenario)
 
@@ -232,24 +232,24 @@ def render_live_jobs(scenario: Scenario) -> None:
 def render_job_progress(job: dict, scenario: Scenario) -> None:
     lab = get_lab()
     head, action = st.columns([5, 1], vertical_alignment="center")
-    where = "" if job["scenario"] == scenario.name else f" · scenario {job['scenario']}"
-    head.markdown(f"{STATUS_ICONS[job['status']]} **Job {job['id']}** · {job['status']}{escape_markdown(where)}")
-    if is_admin() and action.button("Cancel", icon=":material/stop:", key=f"cancel-{job['id']}"):
-        request_cancel(lab.settings, job["id"])
-        st.toast(f"Cancelling job {job['id']}…")
-    if job["status"] == "queued" or not job["total_steps"]:
-        st.progress(0.0, text=escape_markdown(job["phase"] or "Waiting for its turn"))
+    where = "" if job.scenario == scenario.name else f" · scenario {job.scenario}"
+    head.markdown(f"{STATUS_ICONS[job.status]} **Job {job.id}** · {job.status}{escape_markdown(where)}")
+    if is_admin() and action.button("Cancel", icon=":material/stop:", key=f"cancel-{job.id}"):
+        request_cancel(lab.settings, job.id)
+        st.toast(f"Cancelling job {job.id}…")
+    if job.status == "queued" or not job.total_steps:
+        st.progress(0.0, text=escape_markdown(job.phase or "Waiting for its turn"))
         return
-    done = job["step"] / job["total_steps"]
-    phase = job["phase"] or "Training"
+    done = job.step / job.total_steps
+    phase = job.phase or "Training"
     st.progress(
         done,
-        text=f"{phase} · step {job['step']} of {job['total_steps']} · about {_duration(job['eta_s'] or 0)} left",
+        text=f"{phase} · step {job.step} of {job.total_steps} · about {_duration(job.eta_s or 0)} left",
     )
-    loss = f"loss {job['loss']:.3f}" if job["loss"] is not None else ""
-    val = f" · validation loss {job['val_loss']:.3f}" if job["val_loss"] is not None else ""
-    st.caption(f"{loss}{val} · {job['tokens_per_s'] or 0:.0f} training tokens/s")
-    render_loss_chart(job["history"])
+    loss = f"loss {job.loss:.3f}" if job.loss is not None else ""
+    val = f" · validation loss {job.val_loss:.3f}" if job.val_loss is not None else ""
+    st.caption(f"{loss}{val} · {job.tokens_per_s or 0:.0f} training tokens/s")
+    render_loss_chart(job.history)
 
 
 def render_loss_chart(history: list[dict]) -> None:
@@ -416,17 +416,15 @@ def render_history(scenario: Scenario) -> None:
         return
     table = pd.DataFrame(
         {
-            "Job": [j["id"] for j in jobs],
-            "Status": [j["status"] for j in jobs],
-            "Started": [_clock(j["started_at"] or j["created_at"]) for j in jobs],
-            "Minutes": [
-                round(((j["finished_at"] or time.time()) - (j["started_at"] or j["created_at"])) / 60, 1) for j in jobs
-            ],
-            "Steps": [f"{j['step']}/{j['total_steps']}" for j in jobs],
-            "Model": [j.get("model") or SMOLLM2.name for j in jobs],
-            "Dataset": [Path(j["source_dataset"] or j["dataset"] or "").name for j in jobs],
-            "Adapter": [j["adapter"] or "" for j in jobs],
-            "Message": [j["message"] or j["phase"] or "" for j in jobs],
+            "Job": [j.id for j in jobs],
+            "Status": [j.status for j in jobs],
+            "Started": [_clock(j.started_at or j.created_at) for j in jobs],
+            "Minutes": [round(((j.finished_at or time.time()) - (j.started_at or j.created_at)) / 60, 1) for j in jobs],
+            "Steps": [f"{j.step}/{j.total_steps}" for j in jobs],
+            "Model": [j.model or SMOLLM2.name for j in jobs],
+            "Dataset": [Path(j.source_dataset or j.dataset or "").name for j in jobs],
+            "Adapter": [j.adapter or "" for j in jobs],
+            "Message": [j.message or j.phase or "" for j in jobs],
         }
     )
     st.dataframe(table, hide_index=True, width="stretch")
@@ -443,28 +441,28 @@ def render_adapter_wait(scenario: Scenario) -> None:
     )
     st.page_link("pages/finetuning.py", label="Open the fine-tuning studio", icon=":material/tune:")
     job = lab.status(scenario).job
-    if job is None or job["status"] in ("failed", "cancelled", "succeeded"):
-        if job and job["status"] != "succeeded":
-            st.error(f"The last training run {job['status']}: {job['message']}")
+    if job is None or job.status in ("failed", "cancelled", "succeeded"):
+        if job and job.status != "succeeded":
+            st.error(f"The last training run {job.status}: {job.message}")
         if not is_admin():
             admin_note("start training")
         elif st.button("Train the adapter now", type="primary"):
             lab.submit_training(scenario)
             st.rerun()
         return
-    _wait_for(job["id"])
+    _wait_for(job.id)
 
 
 @st.fragment(run_every=2)
 def _wait_for(job_id: int) -> None:
     lab = get_lab()
     job = get_job(lab.settings, job_id)
-    if job["status"] == "succeeded":
+    if job.status == "succeeded":
         st.rerun(scope="app")
-    if job["status"] not in ACTIVE_STATES:
-        st.error(f"Training {job['status']}: {job['message']}")
+    if job.status not in ACTIVE_STATES:
+        st.error(f"Training {job.status}: {job.message}")
         return
-    render_job_progress(job, lab.scenario(job["scenario"]))
+    render_job_progress(job, lab.scenario(job.scenario))
 
 
 def _duration(seconds: float) -> str:

@@ -68,8 +68,8 @@ def adapter_summary(status: LabStatus) -> str:
     if status.adapter:
         return status.adapter
     job = status.job
-    if job and job["status"] in ("queued", "running"):
-        return f"training ({job['step']}/{job['total_steps'] or '?'} steps)"
-    if job and job["status"] in ("failed", "cancelled"):
-        return f"none — last training {job['status']}"
+    if job and job.status in ("queued", "running"):
+        return f"training ({job.step}/{job.total_steps or '?'} steps)"
+    if job and job.status in ("failed", "cancelled"):
+        return f"none — last training {job.status}"
     return "none yet"

@@ -46,7 +46,7 @@ def read_rows(data_dir: Path) -> dict:
     return {
         "votes": [v.to_dict() for v in list_votes(data_dir, SCENARIO.name)],
         "runs": [load_run(data_dir, r.id) for r in list_runs(data_dir, SCENARIO.name)],
-        "jobs": jobs.list_jobs(settings_for(data_dir), SCENARIO.name, limit=10_000),
+        "jobs": [job.to_dict() for job in jobs.list_jobs(settings_for(data_dir), SCENARIO.name, limit=10_000)],
     }
 
 

@@ -20,21 +20,19 @@ def wait_until(condition: Callable[[], T], timeout_s: float, what: str | Callabl
     return value
 
 
-def wait_for_job(settings, job_id: int, until: Callable[[dict], bool], timeout_s: float = 300) -> dict:
+def wait_for_job(settings, job_id: int, until: Callable, timeout_s: float = 300):
     """Polls a background job (core.jobs) until `until(job)` holds, and returns the job as it was then."""
     from core.jobs import get_job
 
     seen: dict = {}
 
-    def reached() -> dict | None:
+    def reached():
         seen["job"] = get_job(settings, job_id)
         return seen["job"] if until(seen["job"]) else None
 
     return wait_until(reached, timeout_s, lambda: f"job {job_id} to get there; last seen: {seen.get('job')}")
 
 
-def ended(job: dict) -> bool:
+def ended(job) -> bool:
     """A job that is neither queued nor running: succeeded, failed or cancelled."""
-    from core.jobs import ACTIVE_STATES
-
-    return job["status"] not in ACTIVE_STATES
+    return not job.active
