@@ -53,7 +53,7 @@ if not train:
 else:
     job_id = lab.ensure_adapter_training(scenario).id
     eta_seen, index, next_at = None, 0, time.monotonic() + 5
-    while (job := get_job(lab.settings, job_id)).status in ("queued", "running"):
+    while (job := get_job(lab.settings, job_id)).active:
         running_s = time.time() - job.started_at if job.started_at else 0
         if eta_seen is None and running_s >= 60 and job.eta_s:
             eta_seen = (running_s, job.eta_s)

@@ -14,7 +14,7 @@ from core.evaluation.eval_store import RunInfo, delete_run, list_runs, load_run,
 from core.evaluation.judge import configured_judge, vote_agreement
 from core.evaluation.run_compare import compare_runs
 from core.evaluation.runs import FAILURE_CELLS, EvalConfig, estimated_run_seconds, flat_rows, select_questions
-from core.jobs import ACTIVE_STATES, list_jobs, request_cancel
+from core.jobs import list_jobs, request_cancel
 from core.text.safe_text import escape_markdown
 from ui.access import admin_note, current_mode, is_admin
 from ui.resources import get_lab
@@ -141,13 +141,13 @@ def _estimate(scenario: Scenario, questions: int, modes: int) -> str:
 def render_live_runs(scenario: Scenario) -> None:
     """Queued and running evaluation jobs, refreshed every two seconds; the page redraws when one ends."""
     lab = get_lab()
-    jobs = [j for j in list_jobs(lab.settings, scenario.name, limit=20, kind="eval") if j.status in ACTIVE_STATES]
+    jobs = [j for j in list_jobs(lab.settings, scenario.name, limit=20, kind="eval") if j.active]
     seen = st.session_state.setdefault("eval_live_jobs", set())
     finished = [job_id for job_id in seen if job_id not in {j.id for j in jobs}]
     if finished:
         seen.clear()
         st.rerun(scope="app")
-    training_busy = any(j.status in ACTIVE_STATES for j in list_jobs(lab.settings, limit=5, kind="train"))
+    training_busy = any(j.active for j in list_jobs(lab.settings, limit=5, kind="train"))
     for job in reversed(jobs):
         seen.add(job.id)
         with st.container(border=True):

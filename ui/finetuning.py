@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.common.model_catalog import SMOLLM2
 from core.common.scenario import Scenario
-from core.jobs import ACTIVE_STATES, get_job, list_jobs, request_cancel
+from core.jobs import get_job, list_jobs, request_cancel
 from core.text.safe_text import escape_markdown
 from core.training.adapters import ActiveAdapterError
 from core.training.datasets import DatasetReport, inspect_dataset, load_chat_dataset, save_upload
@@ -215,7 +215,7 @@ def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: 
 def render_live_jobs(scenario: Scenario) -> None:
     """Queued and running jobs (all scenarios: they share one queue), refreshed every two seconds."""
     lab = get_lab()
-    jobs = [j for j in list_jobs(lab.settings, limit=20, kind="train") if j.status in ACTIVE_STATES]
+    jobs = [j for j in list_jobs(lab.settings, limit=20, kind="train") if j.active]
     seen = st.session_state.setdefault("ft_live_jobs", set())
     finished = [job_id for job_id in seen if job_id not in {j.id for j in jobs}]
     if finished:  # a job ended since the last poll: redraw the page (adapters, history)
@@ -459,7 +459,7 @@ def _wait_for(job_id: int) -> None:
     job = get_job(lab.settings, job_id)
     if job.status == "succeeded":
         st.rerun(scope="app")
-    if job.status not in ACTIVE_STATES:
+    if not job.active:
         st.error(f"Training {job.status}: {job.message}")
         return
     render_job_progress(job, lab.scenario(job.scenario))

@@ -68,7 +68,7 @@ def adapter_summary(status: LabStatus) -> str:
     if status.adapter:
         return status.adapter
     job = status.job
-    if job and job.status in ("queued", "running"):
+    if job and job.active:
         return f"training ({job.step}/{job.total_steps or '?'} steps)"
     if job and job.status in ("failed", "cancelled"):
         return f"none — last training {job.status}"
