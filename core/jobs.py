@@ -83,7 +83,7 @@ def submit_training(
     scenario = load_scenario(scenario_path)
     config = config or TrainConfig()
     dataset = Path(dataset or scenario.train_path).resolve()
-    job_id = _queue(settings, "train", scenario, asdict(config), dataset, Path(source_dataset or dataset).resolve())
+    job_id = record_queued_job(settings, "train", scenario, asdict(config), dataset, Path(source_dataset or dataset).resolve())
     _spawn_worker(settings, job_id)
     return job_id
 
@@ -91,12 +91,12 @@ def submit_training(
 def submit_evaluation(settings: Settings, scenario_path: Path, config: EvalConfig) -> int:
     """Queues an evaluation run and starts its process; the finished run is saved (core.evaluation.eval_store)."""
     scenario = load_scenario(scenario_path)
-    job_id = _queue(settings, "eval", scenario, config.to_dict())
+    job_id = record_queued_job(settings, "eval", scenario, config.to_dict())
     _spawn_worker(settings, job_id)
     return job_id
 
 
-def _queue(
+def record_queued_job(
     settings: Settings,
     kind: str,
     scenario: Scenario,

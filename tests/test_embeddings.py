@@ -10,7 +10,6 @@ pytestmark = pytest.mark.model
 def test_embeddings_load_on_the_first_text_to_embed(lab, sample):
     """Listing documents and a base-mode answer never load sentence-transformers; a search does."""
     fresh = Lab(lab.settings)
-    fresh._engine = lab.engine  # the session's loaded model: this test is about the embeddings
     assert [d.name for d in fresh.knowledge_base(sample).documents()]
     assert fresh.ask(sample, "base", "Hello!").collect().text
     assert not fresh.embeddings.is_loaded

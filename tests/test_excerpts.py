@@ -9,7 +9,7 @@ Lumen Bikes accepts returns within 45 days of delivery. The bike must have fewer
 """
 
 
-def test_headings_and_list_marks_become_plain_lines():
+def test_markdown_marks_become_plain_lines():
     lines = readable_excerpt(PASSAGE)
     assert lines[0] == ExcerptLine("Return window", heading=True)
     assert [line.text for line in lines[1:]] == [

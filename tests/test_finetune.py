@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 from core.common.model_catalog import SMOLLM2
 from core.engine.model_store import model_source
 from core.training.adapters import active_adapter, list_adapters
-from core.training.finetune import IGNORE, _micro_batches, tokenize_example, train_adapter
+from core.training.finetune import IGNORE, micro_batches, tokenize_example, train_adapter
 from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
 
@@ -75,9 +75,9 @@ def test_adapter_changes_greedy_output(lab, sample):
     assert greedy(adapter.engine_name) != greedy(None)
 
 
-def test_long_batches_train_in_bounded_micro_batches():
+def test_long_batches_train_in_boundedmicro_batches():
     batch = [([1] * n, [1] * n) for n in (600, 100, 580, 90, 300)]
-    parts = _micro_batches(batch, 2048)
+    parts = micro_batches(batch, 2048)
     assert sorted(len(e[0]) for part in parts for e in part) == [90, 100, 300, 580, 600]
     assert all(len(part) * max(len(e[0]) for e in part) <= 2048 for part in parts)
     assert len(parts) == 2

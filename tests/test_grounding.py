@@ -9,7 +9,7 @@ import pytest
 from core.text.facts import extract_facts
 from core.text.refusals import is_decline
 from core.training.datasets import load_chat_dataset
-from core.training.grounding import _with_changed_number, supports, updated_to_passage
+from core.training.grounding import with_changed_number, supports, updated_to_passage
 from core.training.train_config import TrainConfig
 
 STYLE = {"hello", "from", "lumen", "care", "ride"}
@@ -35,7 +35,7 @@ def test_support_needs_most_words_of_the_answer():
 
 def test_a_number_is_changed_alike_in_the_passage_as_in_the_answer():
     passage, answer = "The Lumen Volt costs $1,499 and has a 60 km range.", "The Volt costs $1,499."
-    new_passage, new_answer = _with_changed_number(passage, answer, random.Random(0))
+    new_passage, new_answer = with_changed_number(passage, answer, random.Random(0))
     new_price = extract_facts(new_answer)[0]
     assert new_price.key != "money:1499" and new_price.text in new_passage and "60 km" in new_passage
     assert "," in new_price.text  # the same format: thousands separated

@@ -26,9 +26,8 @@ def job_settings(lab, tmp_path):
     return lab.settings.model_copy(update={"data_dir": tmp_path})
 
 
-def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9_of_the_next_keeps_its_adapter(
-    job_settings,
-):
+def test_a_training_job_killed_with_sigkill_leaves_the_adapters_as_they_were(job_settings):
+    """On the way there: a job trains in a process of its own, and pauses while the app answers."""
     first = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
     job = wait_for_job(job_settings, first, ended)
     assert job.status == "succeeded", job.message
@@ -56,7 +55,8 @@ def test_a_job_trains_in_its_own_process_pauses_while_the_app_answers_and_kill_9
     assert leftovers == []
 
 
-def test_jobs_queue_and_run_one_at_a_time_oldest_first_and_a_cancelled_one_publishes_nothing(job_settings):
+def test_queued_jobs_run_one_at_a_time_oldest_first(job_settings):
+    """The first job is cancelled while the second waits: it publishes nothing, and the second then runs."""
     long = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     short = submit_training(job_settings, SAMPLE, TrainConfig(**QUICK_TRAINING))
     wait_for_job(job_settings, long, lambda j: j.status == "running" and j.step >= 2)
@@ -72,8 +72,9 @@ def test_jobs_queue_and_run_one_at_a_time_oldest_first_and_a_cancelled_one_publi
     assert [a.name for a in list_adapters(job_settings.data_dir, "lumen_support")] == [done.adapter]
 
 
-def test_eval_job_waits_for_training_and_a_cancelled_queued_one_saves_nothing(job_settings):
-    """Evaluation and training share the queue; base mode needs neither an adapter nor a knowledge base."""
+def test_an_evaluation_queued_behind_training_runs_after_it(job_settings):
+    """Evaluation and training share the queue (base mode needs neither an adapter nor a knowledge base);
+    an evaluation cancelled while it waits never starts and saves nothing."""
     train = submit_training(job_settings, SAMPLE, TrainConfig(**{**QUICK_TRAINING, "max_steps": 500}))
     dropped = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=1))
     kept = submit_evaluation(job_settings, SAMPLE, EvalConfig(modes=("base",), limit=2, label="from a job"))

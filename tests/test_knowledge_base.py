@@ -125,18 +125,6 @@ def test_reindex_changes_chunking_in_one_switch(kb, docs):
         kb.save_search_settings(RetrievalSettings(chunk_size=900, chunk_overlap=0))
 
 
-def test_uncommitted_chunks_stay_invisible_until_removed_on_open(kb, docs, lab, tmp_path):
-    """A crash after writing chunks but before committing the manifest row leaves nothing behind."""
-    kb.sync_folder(docs)
-    total = kb.chunk_count()
-    kb._write_chunks(
-        kb._collection(), "ghost.md", "0" * 64, "Lumen ghost policy: refunds in 1 hour. " * 20, kb.settings
-    )
-    assert all(h.name != "ghost.md" for h in kb.search("ghost policy refunds", RetrievalSettings(k=5, min_score=0.0)))
-    reopened = KnowledgeBase(tmp_path, "kbtest", lab.embeddings, kb.manifest.defaults)
-    assert reopened.stored_chunk_count() == total
-
-
 @pytest.mark.process
 def test_state_survives_a_restart_in_a_new_process(lab, sample, settings):
     knowledge_base = lab.knowledge_base(sample)

@@ -19,7 +19,7 @@ def test_the_import_contracts_hold(monkeypatch, capsys):
 
 
 @pytest.mark.process
-def test_the_command_line_and_the_vocabulary_load_no_model_stack():
+def test_the_command_line_starts_without_the_model_stack():
     probe = "import sys, core.cli, core.common.vocabulary; print(sorted({'torch', 'chromadb', 'transformers'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -219,7 +219,7 @@ def test_a_restart_finds_every_row_as_it_was(tmp_path):
     write_rows(data_dir, "before", 3)
     rename_run(data_dir, list_runs(data_dir, DB_SCENARIO.name)[0].id, "renamed before the restart")
     settings = settings_for(data_dir)
-    cancelled = jobs._queue(settings, "train", DB_SCENARIO, {"max_steps": 5})
+    cancelled = jobs.record_queued_job(settings, "train", DB_SCENARIO, {"max_steps": 5})
     jobs.request_cancel(settings, cancelled)
     jobs.finish(settings, cancelled, "cancelled", "Cancelled before it started.")
     before = json.loads(json.dumps(read_rows(data_dir)))

@@ -234,7 +234,7 @@ def train_adapter(
             # bounded memory (eight hybrid-length examples at once took ~13 GB on CPU).
             labelled = sum(sum(label != IGNORE for label in labels[1:]) for _, labels in batch)
             batch_loss = 0.0
-            for part in _micro_batches(batch, MICRO_BATCH_TOKENS):
+            for part in micro_batches(batch, MICRO_BATCH_TOKENS):
                 inputs = _collate(part, tokenizer.pad_token_id, device)
                 loss_sum, _ = _assistant_loss(model, inputs)
                 (loss_sum / labelled).backward()
@@ -320,7 +320,7 @@ def _pause_while_the_app_answers(model, budget: CpuBudget, on_phase) -> list:
     return [layer.register_forward_pre_hook(wait) for layer in model.get_base_model().model.layers]
 
 
-def _micro_batches(batch: list, max_tokens: int) -> list[list]:
+def micro_batches(batch: list, max_tokens: int) -> list[list]:
     """The batch (sorted by length) in consecutive parts whose padded size stays within max_tokens."""
     parts, current = [], []
     for example in sorted(batch, key=lambda e: len(e[0])):
@@ -347,7 +347,7 @@ def _validation_loss(model, val_set, pad_id, device) -> float:
     """Mean loss per labelled token over the validation set."""
     model.eval()
     total, count = 0.0, 0
-    for part in _micro_batches(val_set, MICRO_BATCH_TOKENS):
+    for part in micro_batches(val_set, MICRO_BATCH_TOKENS):
         loss_sum, labelled = _assistant_loss(model, _collate(part, pad_id, device))
         total, count = total + loss_sum.item(), count + labelled
     model.train()

@@ -211,7 +211,7 @@ def _changed_number(written: str, rng: random.Random) -> str:
     return new
 
 
-def _with_changed_number(passage: str, answer: str, rng: random.Random) -> tuple[str, str] | None:
+def with_changed_number(passage: str, answer: str, rng: random.Random) -> tuple[str, str] | None:
     """The passage and answer with one number of the answer's facts changed in both, or None."""
     for fact in extract_facts(answer):
         if fact.kind not in ("money", "quantity"):
@@ -294,7 +294,7 @@ def add_context(
         else:
             report.supported += 1
             context, target = [_Passage(s.name, s.text) for s in shown], answer
-            if report.supported % 2 == 0 and (changed := _with_changed_number(backing[0].text, answer, rng)):
+            if report.supported % 2 == 0 and (changed := with_changed_number(backing[0].text, answer, rng)):
                 context[shown.index(backing[0])] = _Passage(backing[0].name, changed[0])
                 target = changed[1]
                 report.changed_number += 1

@@ -35,7 +35,7 @@ def write_rows(data_dir: Path, writer: str, rounds: int) -> None:
         record_vote(data_dir, Vote(f"{writer}-{n}", SCENARIO.name, f"question {n}", "m", {"seed": n}, entries, "A"))
         result = {"scenario": SCENARIO.name, "settings": {"modes": ["base"], "questions": 1}, "writer": writer, "n": n}
         save_run(data_dir, result, f"{writer} run {n}")
-        job = jobs._queue(settings, "eval", SCENARIO, {"writer": writer, "n": n})
+        job = jobs.record_queued_job(settings, "eval", SCENARIO, {"writer": writer, "n": n})
         jobs.set_phase(settings, job, "Question 1 of 1")
         jobs.record_progress(settings, job, Progress(1, 1, 0, 0.5, None, 10.0, 0.0))
         jobs.finish(settings, job, "succeeded", f"{writer} {n} done")
