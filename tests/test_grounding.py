@@ -9,7 +9,7 @@ import pytest
 from core.text.facts import extract_facts
 from core.text.refusals import is_decline
 from core.training.datasets import load_chat_dataset
-from core.training.grounding import with_changed_number, supports, updated_to_passage
+from core.training.grounding import supports, updated_to_passage, with_changed_number
 from core.training.train_config import TrainConfig
 
 STYLE = {"hello", "from", "lumen", "care", "ride"}
