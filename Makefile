@@ -6,7 +6,7 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run demo test test-fast lint bench bench-models bench-training bench-kb bench-context bench-eval clean
+.PHONY: setup prepare run demo test test-fast lint bench bench-quantization bench-models bench-training bench-kb bench-context bench-eval clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,16 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
-# Everything a user waits for, against llama.cpp, in one run (~6 min; the first llama.cpp build adds ~6.5).
+# Everything a user waits for, against llama.cpp, for both bundled models (~6 + ~12 min; the first
+# llama.cpp build adds ~6.5). LAB_QUANTIZATION=none make bench measures full-precision weights.
 bench: prepare
 	$(BIN)/pip install --quiet -r requirements-bench.txt
-	$(BIN)/python -m bench.engine_speed
+	LAB_MODEL=smollm2-135m $(BIN)/python -m bench.engine_speed
+	LAB_MODEL=qwen2.5-coder-0.5b $(BIN)/python -m bench.engine_speed
+
+# The sample evaluated with full-precision and int8 weights, one adapter: paired intervals (~1 h with Qwen).
+bench-quantization: prepare
+	$(BIN)/python -m bench.quantization_eval
 
 # The sample adapter's full training and the Trainer comparison (~8 min).
 bench-training: prepare

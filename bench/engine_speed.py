@@ -2,10 +2,12 @@
 llama.cpp and the memory-bandwidth limit, fine-tuned against base, compare-all-four against one mode,
 RAG's first token, four concurrent users, cold start and peak memory, and training throughput.
 
-Ratios are measured side by side in this run, medians of RUNS runs after a warm-up. Prints a table,
-writes the "engine" section of bench/results.json and the table between the `bench:engine` markers in
-docs/benchmarks.md. Run with `make bench` (which installs llama-cpp-python; without it that column says
-so). Uses a throw-away data dir (the converted model is linked in) and a briefly trained adapter: LoRA
+Ratios are measured side by side in this run, medians of RUNS runs after a warm-up. One run measures
+one configuration, the model and quantization the settings give (LAB_MODEL, LAB_QUANTIZATION);
+llama.cpp runs that model's own bundled GGUF. Prints a table, stores the configuration's figures
+under "engine" in bench/results.json and rewrites the table between the `bench:engine` markers in
+docs/benchmarks.md with one column per configuration measured. `make bench` runs both bundled
+models (and installs llama-cpp-python; without it that row says so). Uses a throw-away data dir (the converted model is linked in) and a briefly trained adapter: LoRA
 speed does not depend on what the adapter learned.
 """
 
@@ -23,7 +25,7 @@ import torch
 
 from bench.run_info import run_info
 from core.answers.compare import Column
-from core.common.model_catalog import SMOLLM2
+from core.common.model_catalog import bundled_model
 from core.common.scenario import load_scenario
 from core.common.settings import Settings
 from core.common.vocabulary import MODES, Decoding
@@ -54,6 +56,25 @@ TARGETS = {
     "cold_start_s": ("<=", 10.0),
     "peak_rss_gb": ("<=", 1.5),
 }
+PEAK_RSS_GB = {"SmolLM2-135M-Instruct": 1.5, "Qwen2.5-Coder-0.5B-Instruct": 3.0}  # issue 22, per model
+
+
+def targets_for(model_name: str) -> dict:
+    return {**TARGETS, "peak_rss_gb": ("<=", PEAK_RSS_GB.get(model_name, TARGETS["peak_rss_gb"][1]))}
+
+
+def bytes_read_per_token(model: torch.nn.Module) -> int:
+    """What one decode step reads: every linear layer's weights (float or int8 with its scales)."""
+    total = 0
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.Linear):
+            if layer.weight is not None:
+                total += layer.weight.numel() * layer.weight.element_size()
+            else:  # core.engine.int8_weights
+                total += layer.int8_weight_t.numel() + layer.int8_scale.numel() * layer.int8_scale.element_size()
+            if layer.bias is not None:
+                total += layer.bias.numel() * layer.bias.element_size()
+    return total
 
 
 def median_of(measure, runs: int = RUNS) -> float:
@@ -89,14 +110,17 @@ def engine_decode_rate(lab: Lab, messages: list[dict], adapter: str | None) -> f
     return (NEW_TOKENS - 1) / (last - first)
 
 
-def llama_cpp_decode_rate(prompt: str, eos_token_id: int) -> float | None:
-    """The same measurement with llama.cpp on the bundled GGUF and the same number of threads."""
+def llama_cpp_decode_rate(model_key: str, prompt: str, eos_token_id: int) -> float | None:
+    """The same measurement with llama.cpp on the model's bundled GGUF and the same number of threads."""
     try:
         from llama_cpp import Llama
     except ImportError:
         return None
+    bundled = bundled_model(model_key)
+    if bundled is None:
+        return None
     llm = Llama(
-        model_path=str(checked_gguf(SMOLLM2, Path(tempfile.gettempdir()))),
+        model_path=str(checked_gguf(bundled, Path(tempfile.gettempdir()))),
         n_threads=torch.get_num_threads(),
         n_ctx=2048,
         verbose=False,
@@ -187,10 +211,10 @@ def cold_start(data_dir: Path, question: str) -> tuple[float, float]:
     return first, rss_kb / 1024 / 1024
 
 
-def meets(name: str, value: float | None) -> bool | None:
+def meets(targets: dict, name: str, value: float | None) -> bool | None:
     if value is None:
         return None
-    sign, target = TARGETS[name]
+    sign, target = targets[name]
     return value >= target if sign == ">=" else value <= target
 
 
@@ -210,12 +234,12 @@ def main() -> None:
     lab.compare(scenario, [Column(mode) for mode in MODES], "Warm up.", decoding=Decoding(max_new_tokens=4)).collect()
 
     bandwidth = read_bandwidth_gbs()
-    weight_bytes = sum(p.numel() * p.element_size() for p in engine.model.parameters())
+    weight_bytes = bytes_read_per_token(engine.model)
     base_rate, tuned_rate = interleaved_medians(
         lambda: engine_decode_rate(lab, messages, None), lambda: engine_decode_rate(lab, messages, adapter.engine_name)
     )
     prompt = engine.tokenizer.decode(engine.encode(messages, NEW_TOKENS)[0])
-    llama_rate = llama_cpp_decode_rate(prompt, engine.tokenizer.eos_token_id)
+    llama_rate = llama_cpp_decode_rate(settings.model, prompt, engine.tokenizer.eos_token_id)
 
     lab.decoding = lambda: FIXED  # single answers use the same fixed-length decoding as the batch
     one_mode = median_of(lambda: _wall(lambda: lab.ask(scenario, "base", QUESTIONS[0]).collect()))
@@ -239,8 +263,11 @@ def main() -> None:
         "peak_rss_gb": round(peak_gb, 2),
     }
     knowledge_base = _last_section("knowledge_base")
+    targets = targets_for(engine.model_name)
     results = {
         **run_info(),
+        "model": engine.model_name,
+        "quantization": engine.quantization,
         "dtype": str(engine.dtype).removeprefix("torch."),
         "torch_threads": torch.get_num_threads(),
         "new_tokens": NEW_TOKENS,
@@ -258,12 +285,17 @@ def main() -> None:
         "training_tokens_per_s": adapter.metadata["tokens_per_s"],
         "training_wall_s": round(train_wall, 1),
         "ratios": ratios,
-        "targets_met": {name: meets(name, value) for name, value in ratios.items()},
+        "targets": {name: list(target) for name, target in targets.items()},
+        "targets_met": {name: meets(targets, name, value) for name, value in ratios.items()},
     }
     out = ROOT / "bench" / "results.json"
     existing = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**existing, "engine": results}, indent=2) + "\n")
-    table = render_table(results, knowledge_base)
+    configurations = existing.get("engine", {})
+    if "ratios" in configurations:  # the one-configuration layout before issue 22
+        configurations = {}
+    configurations[f"{results['model']} · {results['quantization']}"] = results
+    out.write_text(json.dumps({**existing, "engine": configurations}, indent=2) + "\n")
+    table = render_table(list(configurations.values()), knowledge_base)
     print(table)
     _write_docs(table)
     print(f"wrote {out} and docs/benchmarks.md", file=sys.stderr)
@@ -280,79 +312,82 @@ def _last_section(name: str) -> dict:
     return json.loads(out.read_text()).get(name, {}) if out.exists() else {}
 
 
-def render_table(r: dict, kb: dict) -> str:
-    t = r["ratios"]
-    met = r["targets_met"]
+def render_table(configurations: list[dict], kb: dict) -> str:
+    """One column per configuration (model · quantization), one row per measure."""
 
-    def mark(name: str) -> str:
-        return {True: "met", False: "**missed**", None: "not measured"}[met[name]]
+    def verdict(r: dict, name: str) -> str:
+        return {True: "met", False: "**missed**", None: "not measured"}[r["targets_met"][name]]
 
-    def target(name: str) -> str:
-        sign, value = TARGETS[name]
+    def target(r: dict, name: str) -> str:
+        sign, value = r["targets"][name]
         return f"{'≥' if sign == '>=' else '≤'} {value}"
 
-    llama = f"{r['llama_cpp_tok_s']} tok/s" if r["llama_cpp_tok_s"] else "llama-cpp-python not installed"
-    rows = [
+    def llama(r: dict) -> str:
+        return f"{r['llama_cpp_tok_s']} tok/s" if r["llama_cpp_tok_s"] else "llama.cpp not measured"
+
+    measures = [
         (
             "1. base decode ÷ llama.cpp (batch 1, 128 tokens)",
-            f"{r['base_tok_s']} ÷ {llama}",
-            t["decode_vs_llama_cpp"],
             "decode_vs_llama_cpp",
+            lambda r: f"{r['base_tok_s']} ÷ {llama(r)} = **{r['ratios']['decode_vs_llama_cpp']}**",
         ),
         (
-            "   base decode as a share of the bandwidth limit",
-            f"{r['weights_mb']} MB × {r['base_tok_s']} tok/s ÷ {r['read_bandwidth_gb_s']} GB/s",
-            r["base_share_of_bandwidth_limit"],
+            "   bytes read per token × decode rate ÷ read bandwidth",
             None,
+            lambda r: (
+                f"{r['weights_mb']} MB × {r['base_tok_s']} ÷ {r['read_bandwidth_gb_s']} GB/s = "
+                f"{r['base_share_of_bandwidth_limit']}"
+            ),
         ),
         (
             "2. fine-tuned decode ÷ base decode",
-            f"{r['finetuned_tok_s']} ÷ {r['base_tok_s']} tok/s",
-            t["finetuned_over_base"],
             "finetuned_over_base",
+            lambda r: f"{r['finetuned_tok_s']} ÷ {r['base_tok_s']} = **{r['ratios']['finetuned_over_base']}**",
         ),
         (
             "3. compare all four ÷ one mode (wall)",
-            f"{r['compare_four_wall_s']} ÷ {r['one_mode_wall_s']} s",
-            t["compare_four_over_one"],
             "compare_four_over_one",
+            lambda r: (
+                f"{r['compare_four_wall_s']} ÷ {r['one_mode_wall_s']} s = **{r['ratios']['compare_four_over_one']}**"
+            ),
         ),
         (
-            "4. RAG time to first token (s, default k)",
-            "median of 5 questions",
-            t["rag_first_token_s"],
+            "4. RAG time to first token, median of 5 (s)",
             "rag_first_token_s",
+            lambda r: f"**{r['ratios']['rag_first_token_s']}**",
         ),
         (
             "5. four users at once ÷ one user (wall)",
-            f"{r['four_users_wall_s']} ÷ {r['one_user_wall_s']} s",
-            t["four_users_over_one"],
             "four_users_over_one",
+            lambda r: f"{r['four_users_wall_s']} ÷ {r['one_user_wall_s']} s = **{r['ratios']['four_users_over_one']}**",
         ),
-        ("6. cold start to first answer token (s)", "new process, data prepared", t["cold_start_s"], "cold_start_s"),
-        ("   peak RSS, all four modes used (GB)", "same process", t["peak_rss_gb"], "peak_rss_gb"),
+        ("6. cold start to first answer token (s)", "cold_start_s", lambda r: f"**{r['ratios']['cold_start_s']}**"),
+        ("   peak RSS, all four modes used (GB)", "peak_rss_gb", lambda r: f"**{r['ratios']['peak_rss_gb']}**"),
+        (
+            "7. LoRA training, 6 steps (r=16, all linear layers)",
+            None,
+            lambda r: f"{r['training_tokens_per_s']} tok/s ({r['training_wall_s']} s)",
+        ),
     ]
     lines = [
-        f"Run {r['date']}, commit {r['commit']}, {r['machine']}, {r['dtype']}, {r['torch_threads']} threads; "
-        f"medians of {r['runs']} runs. GPU: none lent to this run.",
-        "",
-        "| measure | measured | value | target | |",
-        "|---|---|---|---|---|",
+        "| measure | " + " | ".join(f"{r['model']} · {r['quantization']} weights" for r in configurations) + " |",
+        "|---|" + "---|" * len(configurations),
     ]
-    for label, detail, value, name in rows:
+    for label, name, cell in measures:
+        cells = [cell(r) + (f" ({target(r, name)}: {verdict(r, name)})" if name else "") for r in configurations]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in configurations:
         lines.append(
-            f"| {label} | {detail} | {value} | {target(name) if name else ''} | {mark(name) if name else ''} |"
+            f"- {r['model']} · {r['quantization']}: run {r['date']}, commit {r['commit']}, {r['machine']}, "
+            f"{r['dtype']}, {r['torch_threads']} threads, medians of {r['runs']} runs; GPU: none."
         )
-    lines.append(
-        f"| 7. LoRA training throughput (6 steps, r=16, all linear layers) | {r['training_wall_s']} s with load | "
-        f"{r['training_tokens_per_s']} tok/s | | |"
-    )
     if kb:
         level = kb["levels"][min(kb["levels"], key=int)]
         lines.append(
-            f"|    knowledge base ingest; search p50 / p95 at {level['chunks']} chunks "
-            f"(`bench.kb_time`, {kb['date'][:10]}) | {kb['ingest_chunks_per_s_overall']} chunks/s | "
-            f"{level['latency']['similarity']['p50_ms']} / {level['latency']['similarity']['p95_ms']} ms | | |"
+            f"- Knowledge base (`bench.kb_time`, {kb['date'][:10]}): ingest {kb['ingest_chunks_per_s_overall']} "
+            f"chunks/s; search p50 / p95 at {level['chunks']} chunks "
+            f"{level['latency']['similarity']['p50_ms']} / {level['latency']['similarity']['p95_ms']} ms."
         )
     return "\n".join(lines)
 

@@ -46,7 +46,8 @@ class LocalBackend:
         return {
             "model": engine.model_name,
             "device": engine.device,
-            "dtype": str(engine.dtype).removeprefix("torch."),
+            "dtype": str(engine.dtype).removeprefix("torch.")
+            + (" · int8 weights" if engine.quantization == "int8" else ""),
             "context_window": engine.context_window,
         }
 

@@ -83,7 +83,9 @@ def submit_training(
     scenario = load_scenario(scenario_path)
     config = config or TrainConfig()
     dataset = Path(dataset or scenario.train_path).resolve()
-    job_id = record_queued_job(settings, "train", scenario, asdict(config), dataset, Path(source_dataset or dataset).resolve())
+    job_id = record_queued_job(
+        settings, "train", scenario, asdict(config), dataset, Path(source_dataset or dataset).resolve()
+    )
     _spawn_worker(settings, job_id)
     return job_id
 

@@ -57,7 +57,7 @@ class Lab:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                self._engine = Engine(load_model(self.settings), self.budget)
+                self._engine = Engine(load_model(self.settings), self.budget, self.settings.quantization)
             return self._engine
 
     @property
@@ -370,7 +370,7 @@ class LabStatus:
     adapter_metadata: dict | None
     job: Job | None  # the latest training job of this model
     data_dir: str
-    dtype: str = ""  # the local model's dtype (float32, bfloat16)
+    dtype: str = ""  # the local model's dtype (float32, bfloat16), and "· int8 weights" when quantized
     context_window: int | None = None
     server: str = ""  # the OpenAI-compatible server's host, when one answers instead of the local model
 

@@ -8,6 +8,7 @@ from core.common.vocabulary import Decoding
 from core.engine.batch_decoder import penalise_repeats
 from core.engine.engine import DoneEvent, Row, TextEvent
 from core.engine.model_store import model_source
+from core.lab import Lab
 from tests.support.reference import reference_generate, reference_model
 
 QUESTION = [
@@ -44,6 +45,22 @@ def test_base_equals_the_plain_model_token_for_token(lab, sample):
     assert engine_text == tokenizer.decode(plain_ids, skip_special_tokens=True)
     assert stats.completion_tokens == len([t for t in plain_ids if t != tokenizer.eos_token_id])
     assert stats.prompt_tokens == len(tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True)["input_ids"])
+
+
+@pytest.mark.model
+def test_base_with_int8_weights_equals_the_plain_int8_model_token_for_token(lab):
+    """Base is base within a quantization: the int8 engine's base row is the int8 model's generate()."""
+    int8_lab = Lab(lab.settings.model_copy(update={"quantization": "int8"}))
+    decoding = Decoding(max_new_tokens=20, repetition_penalty=1.1)
+    engine_text, _ = _generate_text(int8_lab, QUESTION, None, decoding)
+    source, _ = model_source(lab.settings)
+    plain = reference_model(source, int8_lab.engine.dtype, quantization="int8")
+    plain_ids = reference_generate(plain, int8_lab.engine.tokenizer, QUESTION, decoding)
+    assert engine_text == int8_lab.engine.tokenizer.decode(plain_ids, skip_special_tokens=True)
+    # every linear layer is int8; the embedding keeps its float rows for look-ups
+    linears = [m for m in int8_lab.engine.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight is None for m in linears)
+    assert int8_lab.engine.model.get_input_embeddings().weight.dtype == int8_lab.engine.dtype
 
 
 def test_repetition_penalty_hits_each_rows_own_answer_only():

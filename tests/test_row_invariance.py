@@ -1,4 +1,4 @@
-"""A row's answer does not depend on its batch, in float32 and in bfloat16: each linear layer's product
+"""A row's answer does not depend on its batch, in float32, in bfloat16 and with int8 weights: each linear layer's product
 and each row's attention are the same alone and among other rows (core/engine/row_products.py,
 core/engine/row_attention.py), so the four modes batched (compare) equal each mode alone (its page).
 
@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from core.common.vocabulary import Decoding
 from core.engine.engine import use_batch_invariant_kernels
+from core.engine.int8_weights import quantize_linear_layers
 from core.engine.model_store import model_source
 from core.lab import Lab
 from tests.test_engine_worker import QUESTIONS, mode_rows, run_rows
@@ -20,8 +21,12 @@ pytestmark = pytest.mark.model
 DTYPES = [torch.float32, torch.bfloat16]
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
-def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dtype):
+@pytest.mark.parametrize(
+    ("dtype", "quantization"),
+    [(torch.float32, "none"), (torch.bfloat16, "none"), (torch.float32, "int8")],
+    ids=["float32", "bfloat16", "int8"],
+)
+def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dtype, quantization):
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
     layers = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -34,6 +39,8 @@ def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dt
         model(input_ids=torch.tensor([lab.engine.tokenizer.encode("Where is my order? It left on Monday.")]))
     for hook in hooks:
         hook.remove()
+    if quantization == "int8":
+        quantize_linear_layers(model)
     use_batch_invariant_kernels(model)
 
     differing = set()
@@ -61,11 +68,29 @@ def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_
         assert dict(zip(rows, batched, strict=True)) == alone
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
-def test_a_rows_logits_do_not_depend_on_the_thread_count(lab, sample, dtype):
+def test_the_four_modes_batched_equal_each_mode_alone_with_int8_weights(lab, sample):
+    int8_lab = Lab(lab.settings.model_copy(update={"quantization": "int8"}))
+    assert int8_lab.engine.quantization == "int8"
+    decoding = Decoding(max_new_tokens=32)
+    for question in QUESTIONS:
+        rows = mode_rows(int8_lab, sample, question)
+        alone = {mode: run_rows(int8_lab.engine, [row], decoding)[0] for mode, row in rows.items()}
+        assert alone["base"] != alone["finetuned"]  # the adapter changes the answer: the check can fail
+        batched = run_rows(int8_lab.engine, list(rows.values()), decoding)
+        assert dict(zip(rows, batched, strict=True)) == alone
+
+
+@pytest.mark.parametrize(
+    ("dtype", "quantization"),
+    [(torch.float32, "none"), (torch.bfloat16, "none"), (torch.float32, "int8")],
+    ids=["float32", "bfloat16", "int8"],
+)
+def test_a_rows_logits_do_not_depend_on_the_thread_count(lab, sample, dtype, quantization):
     """The app's engine changes its thread count when a job starts or ends (core/engine/cpu_budget.py)."""
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
+    if quantization == "int8":
+        quantize_linear_layers(model)
     use_batch_invariant_kernels(model)
     prompt = lab.engine.encode([{"role": "user", "content": "Where is my order? It left on Monday."}], 8)[0]
     threads = torch.get_num_threads()

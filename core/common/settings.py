@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto: float32 on CPU (faster there, measured), bfloat16 or float16 on a GPU."
     )
+    quantization: Literal["none", "int8"] = Field(
+        "none",
+        description="int8: the embedded model's linear layers keep int8 weights on CPU, a quarter of the bytes "
+        "read per token (core/engine/int8_weights.py); training keeps full precision.",
+    )
 
     threads: int | None = Field(
         None,

@@ -24,6 +24,7 @@ import torch
 from core.common.vocabulary import Decoding, GenerationStats
 from core.engine.batch_decoder import DecodeBatch, LiveRow, PrefixCache
 from core.engine.cpu_budget import CpuBudget
+from core.engine.int8_weights import quantize_linear_layers
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.model_store import LoadedModel
 from core.engine.row_attention import use_row_attention
@@ -68,7 +69,7 @@ class DoneEvent:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel, budget: CpuBudget | None = None):
+    def __init__(self, loaded: LoadedModel, budget: CpuBudget | None = None, quantization: str = "none"):
         self.model = loaded.model
         self.budget = budget  # the worker's thread count and its turn (core.engine.cpu_budget); None: torch's default
         self.tokenizer = loaded.tokenizer
@@ -77,6 +78,10 @@ class Engine:
         self.dtype = loaded.dtype
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.parameters = sum(p.numel() for p in self.model.parameters())
+        # int8 weights (core.engine.int8_weights) on CPU only: a GPU is not short of bandwidth
+        self.quantization = quantization if self.device == "cpu" else "none"
+        if self.quantization == "int8":
+            quantize_linear_layers(self.model)
         self.adapters: dict[str, str] = {}  # adapter name -> folder it was loaded from
         self._lock = threading.Lock()  # held by the worker for each step; adapters change between steps
         self._requests: queue.Queue[_Request] = queue.Queue()

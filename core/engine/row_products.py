@@ -21,9 +21,10 @@ ROWS_PER_PRODUCT = 2
 
 
 def use_row_pair_products(model: torch.nn.Module) -> None:
-    """Swaps the forward of every nn.Linear in `model` for one that takes decode steps in pairs of rows."""
+    """Swaps the forward of every nn.Linear in `model` for one that takes decode steps in pairs of rows.
+    Int8 layers (core.engine.int8_weights) already take each row on its own and are left as they are."""
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and not hasattr(module, "_full_forward"):
+        if isinstance(module, torch.nn.Linear) and not hasattr(module, "_full_forward") and module.weight is not None:
             module._full_forward = module.forward
             module.forward = _pairwise_forward(module)
 

@@ -12,11 +12,14 @@ from transformers import AutoModelForCausalLM, DynamicCache, LogitsProcessorList
 
 from core.common.vocabulary import Decoding
 from core.engine.engine import use_batch_invariant_kernels
+from core.engine.int8_weights import quantize_linear_layers
 
 
-def reference_model(source: str, dtype: torch.dtype, adapter_path=None):
-    """The plain model, or peft's model of an adapter, with the engine's kernels."""
+def reference_model(source: str, dtype: torch.dtype, adapter_path=None, quantization: str = "none"):
+    """The plain model, or peft's model of an adapter, with the engine's kernels (and its int8 weights)."""
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
+    if quantization == "int8":
+        quantize_linear_layers(model)
     use_batch_invariant_kernels(model)  # before peft wraps it: its LoRA layers keep their own products
     return PeftModel.from_pretrained(model, str(adapter_path)).eval() if adapter_path else model
 
