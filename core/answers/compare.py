@@ -148,7 +148,8 @@ class ComparisonStream:
                         stats = replace(stats, ttft_s=stats.ttft_s + self._since(generation_started, answer, started))
                     answer.record(model=self.engine.model_name, stats=stats, started=started)
                     yield self._end(column)
-                for stopped in [c for c in self._stops if c not in self._ended]:  # asked between pieces
+                # Asked between pieces, maybe from another thread: list() copies the dict in one step.
+                for stopped in [c for c in list(self._stops) if c not in self._ended]:
                     self._record_stop(stopped, started, first_text_at.get(stopped), pieces[stopped])
                     yield self._end(stopped)
         finally:
