@@ -253,8 +253,9 @@ def finish_live(scenario: Scenario, live: LiveComparison, turns: list[Comparison
             if turn.follow_up:
                 render_conversation(conversation(live.earlier, turn.columns[index]), names[index])
             stops[index] = st.empty()
+            # Keyed by position: a widget's key reaches the browser, and a column's index would name its mode.
             if index not in stream.ended and stops[index].button(
-                "Stop", key=f"stop:{turn.id}:{index}", icon=":material/stop:", type="tertiary"
+                "Stop", key=f"stop:{turn.id}:{position}", icon=":material/stop:", type="tertiary"
             ):
                 stream.stop(index, STOPPED_BY_HAND)
             boxes[index] = st.empty()
