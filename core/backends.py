@@ -77,11 +77,11 @@ class LocalBackend:
     def finish_steps(self) -> list[Callable[[Answer], None]]:
         return []
 
-    def compare(self, columns, adapters, prompt_chains, retrieve, inputs, answers, decoding, finish):
+    def compare(self, columns, adapters, prompt_chains, retrieve, inputs, answers, decoding, rules):
         """Every column as a row of one batched generation."""
         del columns, retrieve  # the prompt chains already retrieve
         engine_adapters = [a and a.engine_name for a in adapters]
-        return ComparisonStream(self._engine(), prompt_chains, inputs, answers, engine_adapters, decoding, finish)
+        return ComparisonStream(self._engine(), prompt_chains, inputs, answers, engine_adapters, decoding, rules)
 
 
 class ServerBackend:
@@ -141,14 +141,14 @@ class ServerBackend:
         model = answer.adapter or self.model_name()
         answer.cost_usd = answer_cost(self.settings, model, answer.prompt_tokens, answer.completion_tokens)
 
-    def compare(self, columns, adapters, prompt_chains, retrieve, inputs, answers, decoding, finish):
+    def compare(self, columns, adapters, prompt_chains, retrieve, inputs, answers, decoding, rules):
         """One request per column, all at once; a failing column does not stop the others."""
         del prompt_chains  # each request's chain builds its own prompt
         chains = [
             build_chain(c.mode, self.chat_model(a, decoding), retrieve) for c, a in zip(columns, adapters, strict=True)
         ]
         streams = [
-            AnswerStream(chain, i, answer, finish, self.error_words())
+            AnswerStream(chain, i, answer, rules, self.error_words())
             for chain, i, answer in zip(chains, inputs, answers, strict=True)
         ]
         return ConcurrentComparisonStream(streams, decoding)

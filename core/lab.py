@@ -4,6 +4,7 @@ Pages and the command line ask it for answers and status; it loads each heavy th
 use, and is safe to share between threads (Streamlit sessions).
 """
 
+import functools
 import gc
 import json
 import threading
@@ -11,9 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.answers.compare import Column, ComparisonStream
-from core.answers.figure_check import withhold_unsupported_figures
-from core.answers.modes import AnswerStream, build_chain, build_prompt_chain
-from core.answers.topic_check import topic_check
+from core.answers.figure_check import states_unsupported_figure, withhold_unsupported_figures
+from core.answers.modes import AnswerRules, AnswerStream, build_chain, build_prompt_chain
+from core.answers.release import Hold, any_hold
+from core.answers.topic_check import topic_check, topic_hold
 from core.backends import backend_for
 from core.common.model_catalog import BUNDLED_MODELS, bundled_model, model_label
 from core.common.scenario import Scenario, ScenarioError, create_scenario, list_scenarios
@@ -28,6 +30,7 @@ from core.jobs import Job, latest_job, submit_evaluation, submit_training
 from core.knowledge.knowledge_base import KnowledgeBase, chroma_client
 from core.knowledge.manifest import RetrievalSettings
 from core.knowledge.uploads import parse_upload
+from core.text.derailment import derailment
 from core.training.adapters import (
     AdapterInfo,
     AdapterNotReady,
@@ -280,16 +283,19 @@ class Lab:
         question: str,
         history: list[dict] | None = None,
         adapter: str | None = None,
+        stop_derailed: bool = False,
     ) -> AnswerStream:
         """An answer to stream. finetuned/hybrid use `adapter` (default: the active one) and raise
-        AdapterNotReady when there is none."""
+        AdapterNotReady when there is none. `stop_derailed`: end it early when it derails
+        (core.text.derailment), as the pages do; evaluations and the command line keep whole answers."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         info = self.load_adapter(scenario, adapter) if mode in ADAPTER_MODES else None
         chain = build_chain(mode, self.backend.chat_model(info, self.decoding()), self._retriever(scenario))
         inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
-        answer = Answer(mode=mode, question=question, adapter=info and info.name, **self.backend.origin(info))
-        return AnswerStream(chain, inputs, answer, self._finish(scenario), self.backend.error_words())
+        answer = Answer(mode=mode, question=question, adapter=info and info.name, **self._origin(info))
+        rules = self._rules(scenario, stop_derailed)
+        return AnswerStream(chain, inputs, answer, rules, self.backend.error_words())
 
     def compare(
         self,
@@ -298,8 +304,11 @@ class Lab:
         question: str,
         histories: list[list[dict]] | None = None,
         decoding: Decoding | None = None,
+        stop_derailed: bool = False,
     ) -> ComparisonStream:
-        """Every column's answer from one batched generation; `histories` holds each column's own turns."""
+        """Every column's answer from one batched generation; `histories` holds each column's own turns.
+        `stop_derailed`: end a column early when it derails, by the same rule for every column as on
+        the mode pages (core.text.derailment)."""
         if len(columns) < 1:
             raise ValueError("choose at least one column to compare")
         for column in columns:
@@ -313,7 +322,7 @@ class Lab:
             for h in (histories or [[] for _ in columns])
         ]
         answers = [
-            Answer(mode=c.mode, question=question, adapter=a and a.name, **self.backend.origin(a))
+            Answer(mode=c.mode, question=question, adapter=a and a.name, **self._origin(a))
             for c, a in zip(columns, adapters, strict=True)
         ]
         return self.backend.compare(
@@ -324,24 +333,33 @@ class Lab:
             inputs,
             answers,
             decoding or self.decoding(),
-            self._finish(scenario),
+            self._rules(scenario, stop_derailed),
         )
 
-    def _finish(self, scenario: Scenario):
+    def _origin(self, adapter: AdapterInfo | None) -> dict:
+        """Who answers: the model (so an answer stopped before its stats came still names it), and for a
+        server its host."""
+        return {"model": self.backend.model_name(), **self.backend.origin(adapter)}
+
+    def _rules(self, scenario: Scenario, stop_derailed: bool) -> AnswerRules:
         """What every finished answer goes through: its price (servers), then the figure check and the
-        topic check (each unless off)."""
+        topic check (each unless off); the hold that keeps what those checks would withhold off the
+        screen while an answer streams (core.answers.release); and, when asked, the derailment rule.
+        The knowledge base's words are read once per answer or comparison."""
         s = self.settings
-        steps = (
-            self.backend.finish_steps()
-            + ([withhold_unsupported_figures] if s.figure_check else [])
-            + ([topic_check(lambda: self.knowledge_base(scenario).vocabulary())] if s.topic_check else [])
-        )
+        vocabulary = functools.cache(lambda: self.knowledge_base(scenario).vocabulary())
+        steps = self.backend.finish_steps()
+        holds: list[Hold] = []
+        if s.figure_check:
+            steps, holds = steps + [withhold_unsupported_figures], holds + [states_unsupported_figure]
+        if s.topic_check:
+            steps, holds = steps + [topic_check(vocabulary)], holds + [topic_hold(vocabulary)]
 
         def finish(answer: Answer) -> None:
             for step in steps:
                 step(answer)
 
-        return finish if steps else None
+        return AnswerRules(finish if steps else None, any_hold(holds), derailment if stop_derailed else None)
 
     def status(self, scenario: Scenario) -> "LabStatus":
         """What the home page and sidebar show."""

@@ -1,6 +1,7 @@
 """The app in real Chromium against a real `streamlit run` server, with the real model, Chroma and SQLite:
-chat in every mode, compare, a blind vote, an upload made retrievable, a training job's live progress,
-hostile text shown as text, and four sessions at once without cross-talk.
+chat in every mode, compare (follow-ups kept across a reload, a Stop), a blind vote, an upload made
+retrievable, a training job's live progress, hostile text shown as text, and four sessions at once
+without cross-talk.
 
 One server and one browser serve the whole module; every page opens in a fresh browser context, so
 a fresh Streamlit session. Uploads go to a scenario of their own, created on the page, because the
@@ -122,6 +123,53 @@ def test_compare_page_fills_four_columns(web):
     for column, label in zip(columns.all(), ["Base", "RAG", "Fine-tuned", "Hybrid"], strict=True):
         expect(column.locator("strong").first).to_contain_text(label)  # the heading
         assert column.locator(MARKDOWN).nth(1).inner_text().strip()  # the answer, under it
+
+
+def test_compare_follow_ups_show_each_columns_conversation_after_a_reload(web):
+    page = web.open("/compare")
+    for column in ("RAG", "Hybrid"):  # two short prompts are enough to follow up on
+        page.get_by_role("button", name=re.compile(f"^Remove {column}")).click()
+    idle(page)
+    send(page, "Can I return a bike?")
+    expect(page.get_by_text("All 2 answers came from one batch")).to_be_visible()
+    idle(page)
+    page.get_by_text("Follow up on the answers above", exact=True).click()
+    expect(page.get_by_role("switch", name="Follow up on the answers above")).to_be_checked()
+    idle(page)
+    send(page, "And for a battery?")
+    expect(page.get_by_text("All 2 answers came from one batch")).to_have_count(2)
+    idle(page)
+    continued = page.locator('[data-testid="stColumn"]').filter(has_text="Continues 1 earlier exchange(s):")
+    expect(continued).to_have_count(2)  # each column of the follow-up, above its new answer
+    for column in continued.all():
+        expect(column.get_by_text("You: Can I return a bike?")).to_be_visible()
+    shown = [column.inner_text() for column in continued.all()]
+    assert shown[0] != shown[1]  # each column shows its own earlier answer
+
+    assert "chat=" in page.url  # the address holds the saved comparison
+    page.reload()
+    expect(page.get_by_text("A follow-up: each column continued its own conversation")).to_be_visible()
+    idle(page)
+    again = page.locator('[data-testid="stColumn"]').filter(has_text="Continues 1 earlier exchange(s):")
+    expect(again).to_have_count(2)
+    assert [column.inner_text() for column in again.all()] == shown
+    expect(page.locator(MESSAGE).filter(has_text="Can I return a bike?")).to_have_count(1)
+
+
+def test_the_presenter_can_stop_a_comparison_mid_answer(web):
+    page = web.open("/compare")
+    idle(page)
+    page.get_by_role("button", name="Decoding").click()
+    limit = page.get_by_role("spinbutton", name="Max new tokens")
+    limit.fill("400")  # a story of 400 tokens takes far longer than a click
+    limit.press("Enter")
+    page.keyboard.press("Escape")
+    idle(page)
+    send(page, "Write a very long story about a bike trip, with ten chapters.")
+    page.get_by_role("button", name="Stop all columns").click()
+    expect(page.get_by_text("All 4 answers came from one batch")).to_be_visible()
+    expect(page.get_by_text("Stopped by the presenter.").first).to_be_visible()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
 
 
 def test_blind_vote_is_recorded(web, sample, settings):

@@ -64,3 +64,60 @@ def test_column_keys_round_trip():
         assert Column.from_key(column.key) == column
     assert Column("finetuned", "v2").label(adapter_shown=True) == "Fine-tuned · v2"
     assert Column("finetuned", "v2").label() == "Fine-tuned"
+
+
+STOPPED = "Stopped by the presenter."
+
+
+@pytest.mark.model
+def test_stopping_a_column_leaves_the_other_columns_answers_as_they_were(lab, sample):
+    columns = [Column("base"), Column("rag"), Column("finetuned")]
+    whole = lab.compare(sample, columns, QUESTION).collect()
+    stream = lab.compare(sample, columns, QUESTION)
+    streamed, ended_at = "", None
+    for piece in stream:
+        if piece.column == 0 and piece.text:
+            streamed += piece.text
+            stream.stop(0, STOPPED)
+        if piece.column == 0 and piece.done:
+            ended_at = set(stream.ended)
+    base, rag, finetuned = stream.answers
+    assert base.stopped == STOPPED and base.text == streamed and base.completion_tokens == 1
+    assert whole[0].text.startswith(base.text) and len(base.text) < len(whole[0].text)
+    assert ended_at == {0}  # it ended at once, while the others went on
+    assert (rag.text, finetuned.text) == (whole[1].text, whole[2].text)
+    assert not rag.stopped and not finetuned.stopped
+
+
+@pytest.mark.model
+def test_stopping_every_column_ends_the_comparison(lab, sample):
+    columns = [Column("base"), Column("finetuned")]
+    stream = lab.compare(sample, columns, QUESTION)
+    after_stop = []
+    for piece in stream:
+        if stream.ended or after_stop:
+            after_stop.append(piece)
+        else:
+            for column in range(len(columns)):
+                stream.stop(column, STOPPED)
+            after_stop.append(piece)
+    assert all(piece.done or piece is after_stop[0] for piece in after_stop)  # no text after the stop
+    assert [a.stopped for a in stream.answers] == [STOPPED, STOPPED] and stream.ended == {0, 1}
+    assert sum(a.completion_tokens for a in stream.answers) == 1
+
+
+@pytest.mark.model
+def test_a_looping_answer_stops_at_the_same_word_on_its_page_and_in_compare(lab, sample, monkeypatch):
+    from core.text.derailment import REPEATING, derailment
+
+    # SmolLM2 loops on this question when nothing penalises repeats (tests/test_derailment.py has its text).
+    question = "If I don't like my bike, how many days do I have to send it back?"
+    looping = Decoding(max_new_tokens=200, repetition_penalty=1.0)
+    [column] = lab.compare(sample, [Column("base")], question, decoding=looping, stop_derailed=True).collect()
+    monkeypatch.setattr(
+        lab, "settings", lab.settings.model_copy(update={"max_new_tokens": 200, "repetition_penalty": 1.0})
+    )
+    page = lab.ask(sample, "base", question, stop_derailed=True).collect()
+    assert column.stopped == page.stopped == REPEATING
+    assert column.text == page.text and derailment(page.text) == REPEATING
+    assert 0 < page.completion_tokens < looping.max_new_tokens and page.total_s > 0

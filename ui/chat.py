@@ -1,10 +1,16 @@
-"""The chat view all four mode pages share: history, streamed answer, metrics and sources."""
+"""The chat view all four mode pages share: history, streamed answer, metrics and sources.
 
-import itertools
+An answer streams as Compare's columns do: stopped when it derails (core.text.derailment), and, in RAG
+and hybrid, shown a checked sentence at a time, so a draft the figure or topic check withholds never
+appears first (core.answers.release).
+"""
+
+import time
 
 import streamlit as st
 
 from core.answers.chats import clear_chat, load_turns, save_exchange
+from core.answers.release import Shown
 from core.common.scenario import Scenario, load_eval_questions, questions_to_try
 from core.common.vocabulary import ADAPTER_MODES, MODE_LABELS, RETRIEVAL_MODES, Answer
 from core.text.excerpts import readable_excerpt
@@ -14,6 +20,7 @@ from ui.finetuning import render_adapter_wait
 from ui.resources import chat_id, current_scenario, get_lab
 from ui.sidebar import MODE_ICONS, page_frame
 
+REDRAW_EVERY_S = 0.15  # redrawing on every token costs the model CPU time on a small machine
 THINKING = {
     "base": "Thinking…",
     "rag": "Searching the knowledge base and reading the sources…",
@@ -62,19 +69,22 @@ def render_mode_page(mode: str) -> None:
         st.markdown(escape_markdown(question))
     with st.chat_message("assistant"):
         try:
-            stream = lab.ask(scenario, mode, question, [{"role": t["role"], "content": t["content"]} for t in history])
+            history_messages = [{"role": t["role"], "content": t["content"]} for t in history]
+            stream = lab.ask(scenario, mode, question, history_messages, stop_derailed=True)
         except AdapterNotReady as error:
             st.warning(str(error))
             return
         shown = st.empty()
         pieces = iter(stream)
         with st.spinner(THINKING[mode]):  # until the first word: retrieval and reading the prompt
-            first = next(pieces, "")
-        with shown:
-            st.write_stream(escape_markdown(piece) for piece in itertools.chain([first], pieces))
+            next(pieces, None)
+        drawn_at = 0.0
+        for _ in pieces:
+            if time.monotonic() - drawn_at > REDRAW_EVERY_S:
+                draw_streaming(shown, stream.shown())
+                drawn_at = time.monotonic()
         answer = stream.answer
-        if answer.withheld_draft:  # the figure check replaced what was streamed
-            shown.markdown(escape_markdown(answer.text))
+        shown.markdown(escape_markdown(answer.text))  # final: checked, maybe a decline in place of the draft
         render_answer_details(answer)
     save_exchange(data_dir, chat, scenario.name, mode, question, answer)
     history.append({"role": "user", "content": question})
@@ -125,9 +135,26 @@ def answer_origin(answer: Answer) -> str:
     return f"Local · {answer.model}{adapter}"
 
 
+def draw_streaming(box, shown: Shown) -> None:
+    """An answer while it streams, in `box` (an st.empty): what may be shown of it yet, and why the rest waits."""
+    with box.container():
+        if shown.text:
+            st.markdown(escape_markdown(shown.text) + " ▌")
+        else:
+            st.caption(":material/hourglass_top: Thinking…")
+        if shown.held:
+            st.caption(":material/fact_check: Checking the answer against the knowledge base…")
+
+
+def render_stopped(answer: Answer) -> None:
+    if answer.stopped:
+        st.info(answer.stopped, icon=":material/stop_circle:")
+
+
 def render_answer_details(answer: Answer) -> None:
     if answer.error:
         st.error(answer.error, icon=":material/cloud_off:")
+    render_stopped(answer)
     for note in answer.notes:
         st.info(note, icon=":material/info:")
     if answer.withheld_draft:
@@ -137,9 +164,10 @@ def render_answer_details(answer: Answer) -> None:
         return  # declined without the model (no source good enough): nothing was generated to measure
     first = f"first token {answer.ttft_s:.2f} s · " if answer.ttft_s is not None else ""
     cost = f" · ${answer.cost_usd:.6f}" if answer.cost_usd is not None else ""
+    prompt = f" · prompt {answer.prompt_tokens} tokens" if answer.prompt_tokens else ""  # unknown when stopped
     st.caption(
         f"{first}total {answer.total_s:.2f} s · {answer.completion_tokens} tokens · "
-        f"{answer.tokens_per_s:.1f} tok/s · prompt {answer.prompt_tokens} tokens{cost}"
+        f"{answer.tokens_per_s:.1f} tok/s{prompt}{cost}"
     )
     st.caption(f"{escape_markdown(answer_origin(answer))}")
     if answer.sources:

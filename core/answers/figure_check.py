@@ -6,7 +6,8 @@ what such answers get wrong and what a reader acts on, and unlike free prose the
 exactly: money, quantities with units, times, e-mail and web addresses and phone numbers
 (`core.text.facts`, spelling variants folded). When the answer states one that neither the retrieved
 sources nor the question contains, the answer becomes a decline that names the figure; the draft is
-kept on the Answer so the page can show it. Answers that already decline are left alone.
+kept on the Answer so the page can show it. Answers that already decline are left alone. While an
+answer streams, `states_unsupported_figure` keeps such a figure off the screen (core.answers.release).
 """
 
 import re
@@ -25,6 +26,12 @@ def unsupported_figures(text: str, supporting_texts: list[str]) -> list[str]:
     """The figures of `text`, as written, that none of `supporting_texts` states."""
     known = {fact.key for supporting in supporting_texts for fact in extract_facts(supporting)}
     return [fact.text for fact in extract_facts(text) if fact.key not in known]
+
+
+def states_unsupported_figure(answer: Answer, text: str) -> bool:
+    """While `answer` streams (core.answers.release): whether `text`, its start, states a figure that
+    would get it withheld."""
+    return bool(unsupported_figures(text, [source.text for source in answer.sources] + [answer.question]))
 
 
 def withheld_reply(draft: str, reason: str) -> str:

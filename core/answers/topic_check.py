@@ -45,6 +45,18 @@ def _stem(word: str) -> str | None:
     return stems[0] if len(stems) == 1 else None
 
 
+def topic_hold(vocabulary):
+    """While an answer streams (core.answers.release): whether a text, its start, is one the check would
+    withhold it for. `vocabulary()` returns the knowledge base's words, read when needed."""
+
+    def holds(answer: Answer, text: str) -> bool:
+        if states_a_source_figure(text, [source.text for source in answer.sources]):
+            return False
+        return bool(unknown_topic_words(text, answer.question, vocabulary()))
+
+    return holds
+
+
 def topic_check(vocabulary):
     """The finishing step for one knowledge base: `vocabulary()` returns its words, read when needed."""
 

@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS chat_turns (  -- the mode pages' conversations (core.
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chat_turns_by_chat ON chat_turns (chat_id, scenario, page, id);
+CREATE TABLE IF NOT EXISTS compare_turns (  -- the Compare page's comparisons (core.answers.comparisons)
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    comparison_id TEXT NOT NULL UNIQUE,  -- its vote, if any, is the votes row with this comparison_id
+    chat_id TEXT NOT NULL,               -- the random token in the browser's address (?chat=...)
+    scenario TEXT NOT NULL,
+    turn TEXT NOT NULL,                  -- JSON ComparisonTurn: question, columns, answers, order, blind...
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS compare_turns_by_chat ON compare_turns (chat_id, scenario, id);
 CREATE TABLE IF NOT EXISTS kb_documents (  -- the knowledge base's manifest: the commit point of an ingest
     scenario TEXT NOT NULL,
     name TEXT NOT NULL,                  -- display name, never used as a path

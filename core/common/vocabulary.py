@@ -31,6 +31,7 @@ class Answer:
     server: str = ""  # the server's host for the openai backend
     cost_usd: float | None = None  # where the model's price is known
     error: str = ""  # why no (complete) answer came, in words; the other columns are unaffected
+    stopped: str = ""  # why it was stopped before its end (it derailed, or by hand), in words; "" if it ended
 
     def to_dict(self) -> dict:
         data = asdict(self)
