@@ -24,8 +24,9 @@ prepare: setup
 run: prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-# For a presenter: the sample adapter is trained first (once; ~12 min with the default model on 2 cores,
-# progress in the terminal), so the app opens with all four modes ready. Later runs start at once.
+# For a presenter: the sample adapter is trained first (once; 12 min with the default model on 2 quiet cores,
+# up to 36 with other work beside it; progress and time left in the terminal), so the app opens with all
+# four modes ready. Later runs start at once.
 demo: prepare
 	$(BIN)/python -m core train $(SCENARIO) --if-missing
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
