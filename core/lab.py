@@ -28,6 +28,7 @@ from core.jobs import Job, latest_job, submit_evaluation, submit_training
 from core.knowledge.knowledge_base import KnowledgeBase, chroma_client
 from core.knowledge.manifest import RetrievalSettings
 from core.knowledge.uploads import parse_upload
+from core.text.question_limit import check_question
 from core.training.adapters import (
     AdapterInfo,
     AdapterNotReady,
@@ -282,9 +283,10 @@ class Lab:
         adapter: str | None = None,
     ) -> AnswerStream:
         """An answer to stream. finetuned/hybrid use `adapter` (default: the active one) and raise
-        AdapterNotReady when there is none."""
+        AdapterNotReady when there is none; a question over the length limit raises QuestionTooLong."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        check_question(question)
         info = self.load_adapter(scenario, adapter) if mode in ADAPTER_MODES else None
         chain = build_chain(mode, self.backend.chat_model(info, self.decoding()), self._retriever(scenario))
         inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
@@ -299,9 +301,11 @@ class Lab:
         histories: list[list[dict]] | None = None,
         decoding: Decoding | None = None,
     ) -> ComparisonStream:
-        """Every column's answer from one batched generation; `histories` holds each column's own turns."""
+        """Every column's answer from one batched generation; `histories` holds each column's own turns.
+        A question over the length limit raises QuestionTooLong."""
         if len(columns) < 1:
             raise ValueError("choose at least one column to compare")
+        check_question(question)
         for column in columns:
             if column.mode not in MODES:
                 raise ValueError(f"mode must be one of {', '.join(MODES)}")
