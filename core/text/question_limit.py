@@ -22,10 +22,11 @@ def question_problem(question: str) -> str | None:
     """What is wrong with the question's length, in words; None when it fits."""
     if len(question) <= MAX_QUESTION_CHARS:
         return None
+    over = len(question) - MAX_QUESTION_CHARS
     return (
         f"Your message is {len(question):,} characters long; the Lab takes up to {MAX_QUESTION_CHARS:,} "
-        f"(about a page), so the model can read it with its sources. Shorten it by "
-        f"{len(question) - MAX_QUESTION_CHARS:,} characters and send it again."
+        f"(about a page), so the model can read it with its sources. Shorten it by {over:,} "
+        f"character{'' if over == 1 else 's'} and send it again."
     )
 
 
