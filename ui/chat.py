@@ -1,4 +1,4 @@
-"""The chat view all four mode pages share: history, streamed answer, metrics and sources."""
+"""The chat view all four mode pages share: history, the length limit, streamed answer, plain-words figures and sources."""
 
 import itertools
 import re
