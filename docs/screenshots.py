@@ -27,9 +27,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"  # Debian's: Playwright cannot download its own browser here
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT = {"width": 1400, "height": 1800}  # tall: Streamlit scrolls inside the page, so no full-page shots
 WAIT_MS = 600_000  # answers come from the real model on a small CPU
 CHAT_INPUT = '[data-testid="stChatInput"] textarea'
+MESSAGE = '[data-testid="stChatMessage"]'
 # Two of the sample's questions to try: one its documents answer, and one whose answer changed since
 # the training data was written (the columns differ on it).
 HYBRID_QUESTION = "On a single full battery, how many kilometres can the Lumen Drift cover?"
@@ -53,7 +54,9 @@ def start_app(data_dir: Path) -> tuple[subprocess.Popen, str]:
     for name in ("LAB_PASSWORD", "LAB_ADMIN_PASSWORD", "LAB_DEMO_MODE"):  # the presenter's view, no login
         env.pop(name, None)
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port)]
-    server = subprocess.Popen(command + ["--server.headless", "true"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command + ["--server.headless", "true"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -95,11 +98,17 @@ def overview(page: Page, out: Path) -> None:
 
 
 def hybrid(page: Page, out: Path) -> None:
+    mode = "hybrid"
+    if page.get_by_text(re.compile("needs the model's fine-tuned version")).count():
+        print("  no adapter for this model: the RAG page instead (run `make demo` once first)", file=sys.stderr)
+        mode = "rag"
+        page.goto(f"/{mode}")
+        idle(page)
     ask(page, HYBRID_QUESTION)
     expect(page.get_by_text(re.compile(r"^Answered in"))).to_be_visible()
     page.get_by_text(re.compile(r"^Sources \(\d+\)$")).first.click()
-    page.locator('[data-testid="stChatMessage"]').last.scroll_into_view_if_needed()
-    shoot(page, out, "hybrid")
+    page.locator(MESSAGE).first.scroll_into_view_if_needed()  # the question at the top, its answer below
+    shoot(page, out, mode)
 
 
 def compare(page: Page, out: Path) -> None:
@@ -108,6 +117,7 @@ def compare(page: Page, out: Path) -> None:
     page.get_by_role("button", name="A is best").click()  # reveals which mode wrote which answer
     expect(page.get_by_text(re.compile(r"^You voted for answer A"))).to_be_visible()
     page.get_by_text(re.compile(r"^What changed")).first.click()
+    page.locator(MESSAGE).first.scroll_into_view_if_needed()
     shoot(page, out, "compare")
 
 

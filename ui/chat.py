@@ -217,7 +217,7 @@ def render_answer_details(answer: Answer) -> None:
     if not answer.completion_tokens and not answer.prompt_tokens:
         return  # declined without the model (no source good enough): nothing was generated to measure
     st.caption(answer_summary(answer))
-    with st.expander("Details", icon=":material/data_usage:"):
+    with st.expander("Details", icon=":material/analytics:"):
         first = f"first token {answer.ttft_s:.2f} s · " if answer.ttft_s is not None else ""
         cost = f" · ${answer.cost_usd:.6f}" if answer.cost_usd is not None else ""
         st.caption(

@@ -124,7 +124,9 @@ def render_length_histogram(lengths: list[int], max_seq_len: int) -> None:
         alt.Chart(pd.DataFrame({"tokens": lengths}))
         .mark_bar()
         .encode(
-            alt.X("tokens:Q", bin=alt.Bin(step=step), title="Length of the example (tokens)"),
+            alt.X(
+                "tokens:Q", bin=alt.Bin(step=step), title="Length of the example (tokens)", axis=alt.Axis(format="d")
+            ),
             alt.Y("count():Q", title="Examples", axis=alt.Axis(tickMinStep=1, format="d")),
         )
     )

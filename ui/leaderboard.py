@@ -11,7 +11,7 @@ def render_standings_chart(standings: list[Standing]) -> None:
     base = alt.Chart(data, height=50 * len(standings) + 40).encode(
         y=alt.Y("contestant:N", sort=alt.EncodingSortField("rating", order="descending"), title=None)
     )
-    axis = alt.Axis(format="d", tickMinStep=10)  # whole rating points, never "1,000.000000"
+    axis = alt.Axis(format="d", tickMinStep=10, tickCount=8)  # whole rating points, never "1,000.000000"
     interval = base.mark_rule(strokeWidth=3).encode(
         x=alt.X(
             "rating_low:Q",
