@@ -6,7 +6,7 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run demo test test-fast lint bench bench-quantization bench-models bench-training bench-kb bench-context bench-eval clean
+.PHONY: setup prepare run demo screenshots test test-fast lint bench bench-quantization bench-models bench-training bench-kb bench-context bench-eval clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,18 @@ prepare: setup
 run: prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-# For a presenter: the sample adapter is trained first (once; ~12 min with the default model on 2 cores,
-# progress in the terminal), so the app opens with all four modes ready. Later runs start at once.
+# For a presenter: the sample adapter is trained first (once; 12 min with the default model on 2 quiet cores,
+# up to 36 with other work beside it; progress and time left in the terminal), so the app opens with all
+# four modes ready. Later runs start at once.
 demo: prepare
 	$(BIN)/python -m core train $(SCENARIO) --if-missing
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+# The README's pictures (docs/screenshots/*.png), taken in Chromium from a throw-away copy of the data folder.
+# The sample adapter is trained first when missing, as for `make demo`; then ~5 min of real answers.
+screenshots: prepare $(CHROMIUM)
+	$(BIN)/python -m core train $(SCENARIO) --if-missing
+	$(BIN)/python docs/screenshots.py
 
 # Debian's chromium for the browser tests (Playwright cannot download its own browser here).
 CHROMIUM := /usr/bin/chromium

@@ -52,6 +52,7 @@ def _add_model_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | None = None) -> None:
+    from core.training.estimate import time_left_words
     from core.training.finetune import train_adapter
     from core.training.grounding import source_metadata
     from core.training.train_config import TrainConfig
@@ -59,7 +60,8 @@ def _train(lab, scenario, config=None, dataset: Path | None = None, name: str | 
     def show(p) -> None:
         val = f", val loss {p.val_loss:.3f}" if p.val_loss is not None else ""
         _say(
-            f"  step {p.step}/{p.total_steps} (epoch {p.epoch}) loss {p.loss:.3f}{val}, {p.tokens_per_s:.0f} tok/s, ETA {p.eta_s:.0f} s"
+            f"  step {p.step}/{p.total_steps} (epoch {p.epoch}) loss {p.loss:.3f}{val}, {p.tokens_per_s:.0f} tok/s, "
+            f"{time_left_words(p.eta_s)}"
         )
 
     config = config or TrainConfig()

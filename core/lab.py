@@ -31,6 +31,7 @@ from core.knowledge.knowledge_base import KnowledgeBase, chroma_client
 from core.knowledge.manifest import RetrievalSettings
 from core.knowledge.uploads import parse_upload
 from core.text.derailment import derailment
+from core.text.question_limit import check_question
 from core.training.adapters import (
     AdapterInfo,
     AdapterNotReady,
@@ -286,10 +287,12 @@ class Lab:
         stop_derailed: bool = False,
     ) -> AnswerStream:
         """An answer to stream. finetuned/hybrid use `adapter` (default: the active one) and raise
-        AdapterNotReady when there is none. `stop_derailed`: end it early when it derails
-        (core.text.derailment), as the pages do; evaluations and the command line keep whole answers."""
+        AdapterNotReady when there is none; a question over the length limit raises QuestionTooLong.
+        `stop_derailed`: end it early when it derails (core.text.derailment), as the pages do;
+        evaluations and the command line keep whole answers."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        check_question(question)
         info = self.load_adapter(scenario, adapter) if mode in ADAPTER_MODES else None
         chain = build_chain(mode, self.backend.chat_model(info, self.decoding()), self._retriever(scenario))
         inputs = {"question": question, "history": list(history or []), "system_prompt": scenario.system_prompt}
@@ -308,9 +311,10 @@ class Lab:
     ) -> ComparisonStream:
         """Every column's answer from one batched generation; `histories` holds each column's own turns.
         `stop_derailed`: end a column early when it derails, by the same rule for every column as on
-        the mode pages (core.text.derailment)."""
+        the mode pages (core.text.derailment). A question over the length limit raises QuestionTooLong."""
         if len(columns) < 1:
             raise ValueError("choose at least one column to compare")
+        check_question(question)
         for column in columns:
             if column.mode not in MODES:
                 raise ValueError(f"mode must be one of {', '.join(MODES)}")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from ui.blind import render_style_note
 from ui.compare import render_compare_page
 from ui.resources import current_scenario
 from ui.sidebar import page_frame
@@ -12,4 +13,6 @@ st.caption(
     "Ask once; every column answers the same question from the same model, decoding setup and seed, "
     "so the differences come from retrieval and the adapter alone."
 )
-render_compare_page(current_scenario())
+scenario = current_scenario()
+render_style_note(scenario)
+render_compare_page(scenario)

@@ -5,8 +5,8 @@ import streamlit as st
 from core.common.scenario import load_eval_questions, questions_to_try
 from core.common.vocabulary import MODE_LABELS, MODES
 from core.text.safe_text import escape_markdown
-from ui.access import render_config_warnings
-from ui.chat import MODE_HELP
+from ui.access import is_admin, render_config_warnings
+from ui.chat import MODE_DETAILS, MODE_HELP
 from ui.compare import ask_on_compare
 from ui.models import render_model_choice
 from ui.resources import current_scenario, get_lab
@@ -25,23 +25,22 @@ st.markdown(
 )
 for column, mode in zip(st.columns(4, border=True), MODES, strict=True):
     with column:
-        st.subheader(f"{MODE_ICONS[mode]} {MODE_LABELS[mode]}")
+        st.subheader(f"{MODE_ICONS[mode]} {MODE_LABELS[mode]}", help=MODE_DETAILS[mode])
         st.write(MODE_HELP[mode])
         st.page_link(f"pages/{mode}.py", label=f"Chat with {MODE_LABELS[mode]}", icon=":material/chat:")
 
 st.header("Status")
 if status.remote:
-    st.markdown(f"**Model** {escape_markdown(status.model)} on the OpenAI-compatible server {status.server}")
+    st.markdown(f"**Model** {escape_markdown(status.model)}, answering from a model server")
 else:
-    st.markdown(
-        f"**Model** {status.model} on {status.device} ({status.dtype}), context window {status.context_window} tokens"
-    )
+    where = "a graphics card" if status.device == "cuda" else "this computer's processor"
+    st.markdown(f"**Model** {status.model}, running on {where}")
 metrics = st.columns(3)
 metrics[0].metric(
-    "Documents", status.documents, f"{status.chunks} chunks", delta_color="off", delta_arrow="off", border=True
+    "Documents", status.documents, "in the knowledge base", delta_color="off", delta_arrow="off", border=True
 )
 metrics[1].metric(
-    "Adapter",
+    "Fine-tuned version",
     "ready" if status.adapter else "not yet",
     adapter_summary(status),
     delta_color="off",
@@ -49,9 +48,19 @@ metrics[1].metric(
     border=True,
 )
 metrics[2].metric(
-    "Scenario questions", len(questions), "in eval.jsonl", delta_color="off", delta_arrow="off", border=True
+    "Test questions", len(questions), "with known answers", delta_color="off", delta_arrow="off", border=True
 )
-st.caption(f"Data folder: `{status.data_dir}` · Scenario folder: `{scenario.path}`")
+with st.expander("Technical details", icon=":material/info:"):
+    model = (
+        f"{status.model} on {status.server}" if status.remote else f"{status.model} on {status.device} ({status.dtype})"
+    )
+    window = f", context window {status.context_window} tokens" if status.context_window else ""
+    st.caption(
+        f"Model {escape_markdown(model)}{window} · {status.chunks} chunks in the knowledge base · "
+        f"active adapter {escape_markdown(status.adapter or 'none')} · {len(questions)} questions in eval.jsonl"
+    )
+    if is_admin():  # where the server keeps its files: nothing a visitor needs
+        st.caption(f"Data folder: `{status.data_dir}` · Scenario folder: `{scenario.path}`")
 render_model_choice(scenario)
 render_config_warnings()  # for admins, below the status: a demo opens on the modes, not on notes
 

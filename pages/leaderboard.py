@@ -1,12 +1,13 @@
-"""Leaderboard: which mode wins blind votes, with 95% bootstrap intervals, per scenario; CSV/JSON export."""
+"""Leaderboard: which mode people preferred in blind votes and how sure that is, in a sentence first; then the
+ratings with 95% bootstrap intervals, the method, and CSV/JSON export."""
 
-import altair as alt
 import streamlit as st
 
 from core.common.export import csv_text, json_text
 from core.evaluation.arena import list_votes, vote_rows
-from core.evaluation.leaderboard import leaderboard
+from core.evaluation.leaderboard import leaderboard, plain_summary
 from core.text.safe_text import escape_markdown
+from ui.leaderboard import render_method, render_standings_chart
 from ui.resources import current_scenario, get_lab
 from ui.sidebar import page_frame
 
@@ -14,11 +15,7 @@ page_frame()
 lab = get_lab()
 scenario = current_scenario()
 st.title(":material/leaderboard: Leaderboard")
-st.caption(
-    "Blind votes from the Compare page. The chosen answer beats every other answer shown; a tie or "
-    "“all bad” is a draw between every pair. Ratings are Bradley-Terry strengths on the Elo scale "
-    "(1000 is average; +400 means ten-to-one odds); intervals are 95% bootstrap intervals over votes."
-)
+st.caption("Which mode people preferred in blind votes on the Compare page, and how sure we can be of it.")
 
 votes = list_votes(lab.settings.data_dir, scenario.name)
 if not votes:
@@ -26,6 +23,7 @@ if not votes:
     st.page_link("pages/compare.py", label="Go to Compare", icon=":material/view_column:")
     st.stop()
 
+summary = st.container()  # the plain sentence leads; the choices that shape it come after
 models = sorted({v.model for v in votes})
 if len(models) > 1:  # a mode's strength depends on its base model: rate each model's votes apart
     shown = lab.model_label if lab.model_label in models else models[0]
@@ -33,13 +31,14 @@ if len(models) > 1:  # a mode's strength depends on its base model: rate each mo
     votes = [v for v in votes if v.model == model]
 split = st.toggle("Tell adapters apart", help="Rate fine-tuned and hybrid separately for each adapter version.")
 standings = leaderboard(votes, split_adapters=split)
+summary.info(plain_summary(standings, len(votes)), icon=":material/how_to_vote:")
 table = [
     {
         "Mode": s.contestant,
         "Rating": round(s.rating),
-        "Rating 95% CI": f"{s.rating_low:.0f} – {s.rating_high:.0f}",
+        "Likely range": f"{s.rating_low:.0f} – {s.rating_high:.0f}",
         "Win rate": s.win_rate,
-        "Win rate 95% CI": f"{s.win_rate_low:.0%} – {s.win_rate_high:.0%}",
+        "Win rate, likely range": f"{s.win_rate_low:.0%} – {s.win_rate_high:.0%}",
         "Chosen best": s.chosen,
         "Comparisons": s.votes,
     }
@@ -51,21 +50,9 @@ st.dataframe(
     width="stretch",
     column_config={"Win rate": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
 )
-st.caption(
-    f"{len(votes)} vote(s) in scenario {escape_markdown(scenario.title)}."
-    + (" With fewer than 10 votes the intervals say little." if len(votes) < 10 else "")
-)
-data = alt.Data(values=[s.to_dict() for s in standings])
-base = alt.Chart(data, height=50 * len(standings) + 40).encode(
-    y=alt.Y("contestant:N", sort=alt.EncodingSortField("rating", order="descending"), title=None)
-)
-interval = base.mark_rule(strokeWidth=3).encode(
-    x=alt.X("rating_low:Q", title="Rating with its 95% interval", scale=alt.Scale(zero=False)), x2="rating_high:Q"
-)
-point = base.mark_point(filled=True, size=120).encode(
-    x="rating:Q", tooltip=["contestant:N", "rating:Q", "rating_low:Q", "rating_high:Q", "votes:Q"]
-)
-st.altair_chart(interval + point, width="stretch")
+st.caption(f"{len(votes)} vote(s) in scenario {escape_markdown(scenario.title)}.")
+render_standings_chart(standings)
+render_method()
 
 export = {
     "scenario": scenario.name,

@@ -9,6 +9,7 @@ from core.training.adapters import (
     ActiveAdapterError,
     active_adapter,
     delete_adapter,
+    friendly_name,
     list_adapters,
     publish,
     rename_adapter,
@@ -51,3 +52,9 @@ def test_deleting_the_active_adapter_needs_confirmation(registry):
     assert delete_adapter(registry, "demo", "b", confirm_active=True) is None
     assert active_adapter(registry, "demo", SMOLLM2.name) is None and list_adapters(registry, "demo") == []
     assert not [p for p in (registry / "adapters" / "demo").iterdir() if p.name.startswith(".")]
+
+
+def test_an_adapter_named_by_its_training_time_reads_as_that_time():
+    assert friendly_name("lumen_support-20261128-022259") == "trained 28 Nov 2026, 02:22 UTC"
+    assert friendly_name("quick") == "quick"  # a chosen name stays
+    assert friendly_name("v-20261328-022259") == "v-20261328-022259"  # no 13th month: not a time

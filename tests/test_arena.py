@@ -19,7 +19,7 @@ from core.evaluation.arena import (
     record_vote,
     vote_rows,
 )
-from core.evaluation.leaderboard import battles, leaderboard
+from core.evaluation.leaderboard import battles, leaderboard, plain_summary, rating_domain
 from tests.conftest import ROOT
 
 FOUR = ("base", "rag", "finetuned", "hybrid")
@@ -120,3 +120,30 @@ def test_csv_export_neutralises_formulas():
     assert rows[0]["question"].startswith("'=HYPERLINK") and rows[0]["answer"] == "'+1 then -2 @SUM(A1)"
     assert rows[1]["answer"] == "rag says hi"  # ordinary text is untouched
     assert [safe_cell(v) for v in ("-3", "@x", "\tx", "ok", None, 5)] == ["'-3", "'@x", "'\tx", "ok", "", "5"]
+
+
+def test_after_a_few_votes_the_summary_says_it_is_too_early():
+    votes = [vote("B", modes=("base", "finetuned"))]
+    summary = plain_summary(leaderboard(votes), len(votes))
+    assert summary.startswith(
+        "After 1 vote, people have preferred Fine-tuned so far (chosen best in 1 of 1 comparison)"
+    )
+    assert "too early to tell" in summary
+
+
+def test_a_leader_whose_range_clears_the_rest_is_called_clear():
+    votes = [vote("B") for _ in range(30)]
+    standings = leaderboard(votes)
+    assert standings[0].rating_low > standings[1].rating_high
+    assert plain_summary(standings, len(votes)).startswith("People clearly preferred RAG")
+
+
+def test_an_overlapping_lead_asks_for_more_votes():
+    votes = [vote("A", modes=("base", "rag")) for _ in range(6)] + [vote("B", modes=("base", "rag")) for _ in range(5)]
+    summary = plain_summary(leaderboard(votes), len(votes))
+    assert summary.startswith("Base leads") and "more votes are needed" in summary
+
+
+def test_the_rating_axis_spans_whole_fifties_even_after_one_vote():
+    low, high = rating_domain(leaderboard([vote("A", modes=("base", "rag"))]))
+    assert high - low >= 100 and low % 50 == 0 and high % 50 == 0

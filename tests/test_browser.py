@@ -118,7 +118,7 @@ def test_compare_page_fills_four_columns(web):
     send(page, "How do I charge the battery?")
     expect(page.get_by_text(re.compile(r"All 4 answers came from one batch"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"^What changed"))).to_be_visible()
-    columns = page.locator('[data-testid="stColumn"]').filter(has_text="tok/s")
+    columns = page.locator('[data-testid="stColumn"]').filter(has_text="Answered in")
     expect(columns).to_have_count(4)
     for column, label in zip(columns.all(), ["Base", "RAG", "Fine-tuned", "Hybrid"], strict=True):
         expect(column.locator("strong").first).to_contain_text(label)  # the heading

@@ -55,3 +55,8 @@ def test_train_if_missing_keeps_the_adapter_a_scenario_already_has(lab, sample):
     assert f"already has an adapter for {lab.model_label}: {active.name}" in done.stderr + done.stdout
     assert lab.active_adapter(sample).name == active.name
     assert [a.name for a in lab.adapters(sample)] == before  # nothing trained
+
+
+def test_a_set_under_ten_examples_holds_none_out():
+    config = TrainConfig(val_fraction=0.1)
+    assert (config.held_out(9), config.held_out(10), config.held_out(194)) == (0, 1, 19)

@@ -1,10 +1,11 @@
-"""The chat view all four mode pages share: history, streamed answer, metrics and sources.
+"""The chat view all four mode pages share: history, the length limit, streamed answer, plain-words figures and sources.
 
 An answer streams as Compare's columns do: stopped when it derails (core.text.derailment), and, in RAG
 and hybrid, shown a checked sentence at a time, so a draft the figure or topic check withholds never
 appears first (core.answers.release).
 """
 
+import re
 import time
 
 import streamlit as st
@@ -14,6 +15,7 @@ from core.answers.release import Shown
 from core.common.scenario import Scenario, load_eval_questions, questions_to_try
 from core.common.vocabulary import ADAPTER_MODES, MODE_LABELS, RETRIEVAL_MODES, Answer
 from core.text.excerpts import readable_excerpt
+from core.text.question_limit import question_problem
 from core.text.safe_text import escape_markdown
 from core.training.adapters import AdapterNotReady
 from ui.finetuning import render_adapter_wait
@@ -27,11 +29,25 @@ THINKING = {
     "finetuned": "Thinking with the adapter…",
     "hybrid": "Searching the knowledge base and reading the sources…",
 }
+# What each mode is, in plain words (the overview's cards, each mode page), and the technical account
+# one click away (the "?" beside them).
 MODE_HELP = {
-    "base": "The model as shipped: no documents, no fine-tuning. It only knows what it learned in pre-training.",
-    "rag": "The base model plus retrieval: the most relevant knowledge-base chunks are put in the prompt as sources.",
-    "finetuned": "The base model with this scenario's LoRA adapter: it learned the house style and facts from train.jsonl.",
-    "hybrid": "The fine-tuned model plus retrieval: house style from the adapter, current facts from the knowledge base.",
+    "base": "The model as it comes: no documents, no extra training. It only knows what it learned before release.",
+    "rag": "The model plus a search of the knowledge base: the passages closest to the question are handed to it "
+    "as sources to answer from.",
+    "finetuned": "The model after extra training on this scenario's example conversations: it learned the house "
+    "style and the facts in them.",
+    "hybrid": "Both: the fine-tuned model, handed the knowledge base's passages. House style from the training, "
+    "current facts from the documents.",
+}
+MODE_DETAILS = {
+    "base": "The base model with no adapter and no retrieved context (greedy decoding by default).",
+    "rag": "Retrieval-augmented generation: the top-k knowledge-base chunks (embeddings and BM25, fused) go into "
+    "the prompt as numbered sources; the figure and topic checks run on the answer.",
+    "finetuned": "The base model with the scenario's LoRA adapter, trained on train.jsonl (part of it "
+    "context-aware: with retrieved sources in the prompt).",
+    "hybrid": "The LoRA adapter with the RAG prompt: retrieved chunks as numbered sources, answered by the "
+    "fine-tuned model; the figure and topic checks run on the answer.",
 }
 
 
@@ -40,7 +56,7 @@ def render_mode_page(mode: str) -> None:
     lab = get_lab()
     scenario = current_scenario()
     st.title(f"{MODE_ICONS[mode]} {MODE_LABELS[mode]}")
-    st.caption(f"{MODE_HELP[mode]} Scenario: **{escape_markdown(scenario.title)}**.")
+    st.caption(f"{MODE_HELP[mode]} Scenario: **{escape_markdown(scenario.title)}**.", help=MODE_DETAILS[mode])
     if mode in ADAPTER_MODES and lab.active_adapter(scenario) is None:
         render_adapter_wait(scenario)
         st.stop()
@@ -62,7 +78,7 @@ def render_mode_page(mode: str) -> None:
                 render_answer_details(turn["answer"])
 
     picked = suggested_question(scenario, f"suggested:{mode}")
-    question = st.chat_input(f"Ask the {MODE_LABELS[mode]} model…") or picked
+    question = limited_chat_input(f"chat_input:{mode}", f"Ask the {MODE_LABELS[mode]} model…") or picked
     if not question or not question.strip():
         return
     with st.chat_message("user"):
@@ -89,6 +105,28 @@ def render_mode_page(mode: str) -> None:
     save_exchange(data_dir, chat, scenario.name, mode, question, answer)
     history.append({"role": "user", "content": question})
     history.append({"role": "assistant", "content": answer.text, "answer": answer})
+
+
+def limited_chat_input(key: str, placeholder: str) -> str | None:
+    """st.chat_input with the Lab's length limit (core.text.question_limit). A longer message is not sent:
+    it goes back into the box, with a message saying how much to cut, so nothing typed is lost.
+
+    Not `max_chars`: Streamlit's chat box then silently drops a paste that would go over the limit (its
+    change handler ignores the whole change), so a pasted e-mail would vanish without a word."""
+    problem_key = f"{key}:too_long"
+
+    def checked() -> None:
+        text = st.session_state.get(key)
+        if isinstance(text, str) and (problem := question_problem(text)):
+            st.session_state[problem_key] = problem
+            st.session_state[key] = text  # shown in the box again instead of sent
+        else:
+            st.session_state.pop(problem_key, None)
+
+    if problem := st.session_state.pop(problem_key, None):
+        st.warning(f"{problem} It is back in the box below.", icon=":material/short_text:")
+    question = st.chat_input(placeholder, key=key, on_submit=checked)
+    return question if question and not question_problem(question) else None
 
 
 def suggested_question(scenario: Scenario, key: str) -> str | None:
@@ -151,25 +189,48 @@ def render_stopped(answer: Answer) -> None:
         st.info(answer.stopped, icon=":material/stop_circle:")
 
 
+# The engine's and the retrieval's notes, in the words a visitor reads; the original stays under Details.
+PLAIN_NOTES = [
+    (re.compile(r"max-new-tokens limit"), "The answer reached its length limit, so it stops mid-way."),
+    (
+        re.compile(r"conversation was too long .*?the (\d+) oldest turn"),
+        "This conversation is longer than the model can read at once: it no longer sees the {0} oldest messages.",
+    ),
+    (
+        re.compile(r"input was longer than the model's context window"),
+        "Your message was too long for the model to read in full: it read only the beginning.",
+    ),
+    (
+        re.compile(r"No knowledge-base passage reached the minimum score"),
+        "Nothing in the knowledge base matched the question closely enough, so the model was not asked "
+        "(it would only guess).",
+    ),
+]
+
+
+def plain_note(note: str) -> str:
+    """A note under an answer in plain words (the figure and topic checks already speak plainly)."""
+    for pattern, words in PLAIN_NOTES:
+        if found := pattern.search(note):
+            return words.format(*found.groups())
+    return note
+
+
+def answer_summary(answer: Answer) -> str:
+    """What everyone sees under an answer: how long it took. Tokens, speed and the prompt's size are details."""
+    first = f" · first words after {answer.ttft_s:.1f} s" if answer.ttft_s is not None else ""
+    return f"Answered in {answer.total_s:.1f} s{first}"
+
+
 def render_answer_details(answer: Answer) -> None:
     if answer.error:
         st.error(answer.error, icon=":material/cloud_off:")
     render_stopped(answer)
     for note in answer.notes:
-        st.info(note, icon=":material/info:")
+        st.info(plain_note(note), icon=":material/info:")
     if answer.withheld_draft:
         with st.expander("Withheld draft"):
             st.text(answer.withheld_draft)
-    if not answer.completion_tokens and not answer.prompt_tokens:
-        return  # declined without the model (no source good enough): nothing was generated to measure
-    first = f"first token {answer.ttft_s:.2f} s · " if answer.ttft_s is not None else ""
-    cost = f" · ${answer.cost_usd:.6f}" if answer.cost_usd is not None else ""
-    prompt = f" · prompt {answer.prompt_tokens} tokens" if answer.prompt_tokens else ""  # unknown when stopped
-    st.caption(
-        f"{first}total {answer.total_s:.2f} s · {answer.completion_tokens} tokens · "
-        f"{answer.tokens_per_s:.1f} tok/s{prompt}{cost}"
-    )
-    st.caption(f"{escape_markdown(answer_origin(answer))}")
     if answer.sources:
         with st.expander(f"Sources ({len(answer.sources)})"):
             for number, source in enumerate(answer.sources, 1):
@@ -180,3 +241,22 @@ def render_answer_details(answer: Answer) -> None:
                 st.markdown(render_excerpt(source.text, answer.text))
     elif answer.mode in RETRIEVAL_MODES:
         st.caption("No source was retrieved.")
+    if not answer.completion_tokens and not answer.prompt_tokens:
+        return  # declined without the model (no source good enough): nothing was generated to measure
+    st.caption(answer_summary(answer))
+    with st.expander("Details", icon=":material/analytics:"):
+        first = f"first token {answer.ttft_s:.2f} s · " if answer.ttft_s is not None else ""
+        cost = f" · ${answer.cost_usd:.6f}" if answer.cost_usd is not None else ""
+        prompt = (  # unknown for an answer stopped before its end
+            f" · prompt {answer.prompt_tokens} tokens (the question, earlier turns and any sources)"
+            if answer.prompt_tokens
+            else ""
+        )
+        st.caption(
+            f"{first}total {answer.total_s:.2f} s · {answer.completion_tokens} tokens · "
+            f"{answer.tokens_per_s:.1f} tok/s{prompt}{cost}"
+        )
+        st.caption(f"{escape_markdown(answer_origin(answer))}")
+        for note in answer.notes:
+            if plain_note(note) != note:
+                st.caption(escape_markdown(note))

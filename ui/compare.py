@@ -45,7 +45,14 @@ from core.evaluation.arena import (
 )
 from core.text.facts import compare_facts
 from core.text.safe_text import escape_markdown
-from ui.chat import REDRAW_EVERY_S, draw_streaming, render_answer_details, render_stopped, suggested_question
+from ui.chat import (
+    REDRAW_EVERY_S,
+    draw_streaming,
+    limited_chat_input,
+    render_answer_details,
+    render_stopped,
+    suggested_question,
+)
 from ui.finetuning import render_adapter_wait
 from ui.resources import chat_id, get_lab
 from ui.sidebar import MODE_ICONS
@@ -148,7 +155,7 @@ def render_compare_page(scenario: Scenario) -> None:
         st.chat_input("Choose two or more columns first", disabled=True)
         return
     picked = suggested_question(scenario, "suggested:compare") or st.session_state.pop(PENDING_QUESTION, None)
-    question = st.chat_input("Ask all columns at once…") or picked
+    question = limited_chat_input("compare_chat_input", "Ask all columns at once…") or picked
     if question and question.strip():
         earlier = thread(turns) if follow_up and not refusal else []
         ask_columns(scenario, columns, question, earlier, decoding, blind, adapter_shown)

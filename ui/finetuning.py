@@ -17,7 +17,13 @@ from core.jobs import get_job, list_jobs, request_cancel
 from core.text.safe_text import escape_markdown
 from core.training.adapters import ActiveAdapterError
 from core.training.datasets import DatasetReport, inspect_dataset, load_chat_dataset, save_upload
-from core.training.finetune import estimate_seconds, measured_tokens_per_s
+from core.training.estimate import (
+    current_tokens_per_s,
+    duration_words,
+    estimate_seconds,
+    measured_tokens_per_s,
+    time_left_words,
+)
 from core.training.train_config import TrainConfig, config_fields
 from ui.access import admin_note, is_admin
 from ui.resources import get_lab
@@ -68,7 +74,12 @@ def dataset_report(path: Path, scenario: Scenario, max_seq_len: int) -> DatasetR
 def render_report(report: DatasetReport, path: Path, scenario: Scenario) -> None:
     st.markdown("**Validation report**")
     cells = st.columns(5)
-    cells[0].metric("Examples", report.examples)
+    cells[0].metric(
+        "Examples in the file",
+        report.examples,
+        help="Conversations in this file. How many training uses, after adding examples with sources and "
+        "holding some out, is said under the settings.",
+    )
     cells[1].metric("Tokens", f"{report.tokens:,}")
     cells[2].metric("Truncated", len(report.truncated), help=f"Longer than max_seq_len ({report.max_seq_len}).")
     cells[3].metric("Duplicate groups", len(report.duplicates))
@@ -84,19 +95,7 @@ def render_report(report: DatasetReport, path: Path, scenario: Scenario) -> None
             width="stretch",
         )
     if report.lengths:
-        lengths = pd.DataFrame({"tokens": report.lengths})
-        bars = (
-            alt.Chart(lengths)
-            .mark_bar()
-            .encode(alt.X("tokens:Q", bin=alt.Bin(maxbins=30), title="tokens per example"), alt.Y("count()"))
-        )
-        limit = (
-            alt.Chart(pd.DataFrame({"max_seq_len": [report.max_seq_len]}))
-            .mark_rule(color="red")
-            .encode(x="max_seq_len:Q")
-        )
-        st.altair_chart((bars + limit).properties(height=180), width="stretch")
-        st.caption("Token length of each example as training sees it; the red line is max_seq_len.")
+        render_length_histogram(report.lengths, report.max_seq_len)
     if report.truncated:
         st.warning(
             f"{len(report.truncated)} example(s) exceed max_seq_len and will be cut (lines "
@@ -112,6 +111,34 @@ def render_report(report: DatasetReport, path: Path, scenario: Scenario) -> None
             for example in dataset.examples[:PREVIEW_EXAMPLES]:
                 st.caption(f"Line {example.line}")
                 render_messages(example.messages)
+
+
+def render_length_histogram(lengths: list[int], max_seq_len: int) -> None:
+    """How long the examples are, in bins of a round width. The cut-off line is drawn only when some example
+    comes near it: drawn far to the right, it squeezed every bar against the left edge."""
+    longest = max(lengths)
+    near_limit = longest > 0.8 * max_seq_len
+    top = max(longest, max_seq_len) if near_limit else longest
+    step = next(width for width in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9) if top / width <= 30)
+    bars = (
+        alt.Chart(pd.DataFrame({"tokens": lengths}))
+        .mark_bar()
+        .encode(
+            alt.X(
+                "tokens:Q", bin=alt.Bin(step=step), title="Length of the example (tokens)", axis=alt.Axis(format="d")
+            ),
+            alt.Y("count():Q", title="Examples", axis=alt.Axis(tickMinStep=1, format="d")),
+        )
+    )
+    chart = bars
+    if near_limit:
+        limit = alt.Chart(pd.DataFrame({"limit": [max_seq_len]})).mark_rule(color="red").encode(x="limit:Q")
+        chart = bars + limit
+    st.altair_chart(chart.properties(height=220), width="stretch")
+    if near_limit:
+        st.caption(f"The red line is the longest an example may be ({max_seq_len} tokens); longer ones are cut.")
+    else:
+        st.caption(f"Every example is well under the longest one allowed ({max_seq_len} tokens): none is cut.")
 
 
 def render_messages(messages: list[dict]) -> None:
@@ -192,14 +219,25 @@ def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: 
                 "the adapter will train on plain prompts only.",
                 icon=":material/warning:",
             )
+    st.markdown(example_counts(report.examples, trained.examples, config))
+    running = [job for job in list_jobs(lab.settings, limit=20, kind="train") if job.active]
     engine = lab.engine
-    rate = measured_tokens_per_s(lab.settings.data_dir, engine.device, engine.model_name, engine.parameters)
+    measured = measured_tokens_per_s(lab.settings.data_dir, engine.device, engine.model_name, engine.parameters)
+    rate, basis = current_tokens_per_s(measured, next((j.tokens_per_s for j in running if j.status == "running"), None))
     seconds = estimate_seconds(trained.lengths, config, rate)
     st.caption(
-        f":material/timer: About **{_duration(seconds)}** for {trained.examples} examples "
-        f"({trained.tokens:,} tokens per epoch) × {config.epochs} epoch(s) at {rate:.0f} tokens/s "
-        "(the last run's throughput on this machine)."
+        f":material/timer: **{duration_words(seconds).capitalize()}** for {trained.tokens:,} tokens per epoch "
+        f"× {config.epochs} epoch(s) at {rate:.0f} training tokens/s ({basis}); slower while the app answers "
+        "questions, which go first."
     )
+    if running:
+        job = running[0]
+        st.button("Start training", type="primary", icon=":material/model_training:", disabled=True)
+        st.caption(
+            f":material/hourglass_top: Job {job.id} is {job.status} ({time_left_words(job.eta_s)}): start another "
+            "when it has finished, or cancel it above."
+        )
+        return
     if st.button("Start training", type="primary", icon=":material/model_training:"):
         try:
             job_id = lab.submit_training(scenario, config, source)
@@ -208,6 +246,24 @@ def render_start(scenario: Scenario, source: Path, config: TrainConfig, report: 
             return
         st.toast(f"Training job {job_id} queued.", icon=":material/model_training:")
         st.rerun()
+
+
+def example_counts(in_file: int, to_train: int, config: TrainConfig) -> str:
+    """The one account of how many examples a run uses, in words: the file, what context-aware training
+    adds, and the split between trained and held out (the adapter table's columns are the last two)."""
+    held_out = config.held_out(to_train)
+    added = to_train - in_file
+    extra = (
+        f" → **{to_train}** with {added} added (examples with retrieved sources, and declines)"
+        if added > 0
+        else f" → **{to_train}** after context-aware rewriting"
+        if to_train != in_file
+        else ""
+    )
+    return (
+        f":material/dataset: **{in_file}** examples in the file{extra}: **{to_train - held_out}** to train on and "
+        f"**{held_out}** held out to measure the validation loss."
+    )
 
 
 # --- live jobs -----------------------------------------------------------------------------------
@@ -244,7 +300,7 @@ def render_job_progress(job: dict, scenario: Scenario) -> None:
     phase = job.phase or "Training"
     st.progress(
         done,
-        text=f"{phase} · step {job.step} of {job.total_steps} · about {_duration(job.eta_s or 0)} left",
+        text=f"{phase} · step {job.step} of {job.total_steps} · {time_left_words(job.eta_s)}",
     )
     loss = f"loss {job.loss:.3f}" if job.loss is not None else ""
     val = f" · validation loss {job.val_loss:.3f}" if job.val_loss is not None else ""
@@ -260,7 +316,11 @@ def render_loss_chart(history: list[dict]) -> None:
     chart = (
         alt.Chart(pd.DataFrame(points))
         .mark_line(point=True)
-        .encode(x="step:Q", y=alt.Y("loss:Q", title="loss"), color=alt.Color("curve:N", title=None))
+        .encode(
+            x=alt.X("step:Q", title="Training step", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("loss:Q", title="Loss (lower is better)"),
+            color=alt.Color("curve:N", title=None),
+        )
         .properties(height=200)
     )
     st.altair_chart(chart, width="stretch")
@@ -297,18 +357,15 @@ def render_adapters(scenario: Scenario) -> None:
                 "Adapter": adapter.name,
                 "Created": meta.get("created_at", ""),
                 "Dataset": Path(meta.get("dataset", "")).name,
-                "Examples": meta.get("examples"),
+                "Trained on (examples)": meta.get("examples"),
+                "Held out": meta.get("val_examples"),
                 "Context-aware": bool(meta.get("config", {}).get("context_aware") and meta.get("context")),
                 "Rank": meta.get("config", {}).get("rank"),
                 "Epochs": meta.get("config", {}).get("epochs"),
                 "Loss": meta.get("final_loss"),
                 "Val loss": meta.get("final_val_loss"),
                 "Minutes": round((meta.get("duration_s") or 0) / 60, 1),
-                "General knowledge": (
-                    f"{forgetting['base_correct']} → {forgetting['adapter_correct']} / {forgetting['questions']}"
-                    if forgetting
-                    else ""
-                ),
+                "General knowledge": forgetting_words(forgetting) if forgetting else "",
             }
         )
     admin = is_admin()
@@ -387,14 +444,22 @@ def render_adapter_actions(scenario: Scenario, adapter, is_active: bool) -> None
                 st.rerun()
 
 
+def forgetting_words(forgetting: dict) -> str:
+    """The forgetting check in words: general-knowledge questions right after training, and before."""
+    return (
+        f"{forgetting['adapter_correct']} of {forgetting['questions']} right "
+        f"(the base model: {forgetting['base_correct']})"
+    )
+
+
 def render_forgetting(forgetting: dict | None) -> None:
     if not forgetting:
         return
     base, tuned, total = forgetting["base_correct"], forgetting["adapter_correct"], forgetting["questions"]
     st.metric(
         "General knowledge (forgetting check)",
-        f"{tuned}/{total} with the adapter",
-        delta=f"{tuned - base:+d} against the base model ({base}/{total})",
+        f"{tuned} of {total} right with the adapter",
+        delta=f"{tuned - base:+d} against the base model ({base} of {total})",
         delta_color="normal" if tuned >= base else "inverse",
         help="Questions the Lab ships (core/training/data/general_knowledge.jsonl), answered greedily with and without the adapter.",
     )
@@ -435,8 +500,8 @@ def render_adapter_wait(scenario: Scenario) -> None:
     """Shown by the fine-tuned and hybrid pages until the scenario has an adapter; reruns the page when it does."""
     lab = get_lab()
     st.info(
-        "This mode needs a fine-tuned LoRA adapter for this scenario. It is trained in the background "
-        "(a separate process: reloading the page or chatting in other modes does not disturb it).",
+        "This mode needs the model's fine-tuned version for this scenario. It is being trained in the "
+        "background: reloading the page or chatting in other modes does not disturb it.",
         icon=":material/model_training:",
     )
     st.page_link("pages/finetuning.py", label="Open the fine-tuning studio", icon=":material/tune:")
@@ -463,11 +528,6 @@ def _wait_for(job_id: int) -> None:
         st.error(f"Training {job.status}: {job.message}")
         return
     render_job_progress(job, lab.scenario(job.scenario))
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _clock(timestamp: float | None) -> str:

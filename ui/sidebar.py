@@ -5,6 +5,8 @@ import streamlit as st
 
 from core.common.vocabulary import MODE_LABELS, MODES
 from core.lab import LabStatus
+from core.training.adapters import friendly_name
+from core.training.estimate import time_left_words
 from ui.access import render_account, require_access
 from ui.resources import current_scenario, get_lab
 
@@ -58,18 +60,25 @@ def render_sidebar() -> None:
             st.session_state["scenario"] = picked
             st.rerun()
         status = lab.status(current)
-        st.caption(f"**Model** {status.model} · {status.device} · {status.dtype or 'remote'}")
-        st.caption(f"**Knowledge base** {status.documents} documents · {status.chunks} chunks")
-        st.caption(f"**Adapter** {adapter_summary(status)}")
+        st.caption(f"**Model** {status.model}", help=f"{status.device} · {status.dtype or 'remote'}")
+        st.caption(
+            f"**Knowledge base** {status.documents} documents",
+            help=f"{status.chunks} chunks: the passages retrieval searches.",
+        )
+        st.caption(f"**Fine-tuned version** {adapter_summary(status)}", help=status.adapter or None)
         render_account()
 
 
 def adapter_summary(status: LabStatus) -> str:
+    """The scenario's fine-tuned version in words: when it was trained, or how long its training has left
+    (the estimate the fine-tuning page shows, core.training.estimate)."""
     if status.adapter:
-        return status.adapter
+        return friendly_name(status.adapter)
     job = status.job
+    if job and job.status == "queued":
+        return "training, waiting for its turn"
     if job and job.active:
-        return f"training ({job.step}/{job.total_steps or '?'} steps)"
+        return f"training, {time_left_words(job.eta_s) if job.total_steps else 'starting'}"
     if job and job.status in ("failed", "cancelled"):
         return f"none — last training {job.status}"
     return "none yet"

@@ -142,3 +142,40 @@ def _percentile(values: list[float], percent: float, fallback: float) -> float:
     position = (len(ordered) - 1) * percent / 100.0
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+FEW_VOTES = 10  # below this, the intervals say little: the summary says it is too early to tell
+
+
+def plain_summary(standings: list[Standing], votes: int) -> str:
+    """Which mode people preferred, and how sure the votes make it: the sentence the leaderboard opens with."""
+    if len(standings) < 2:
+        return "Not enough different modes have been compared yet to say which one people prefer."
+    leader, runner = standings[0], standings[1]
+    record = f"chosen best in {leader.chosen} of {_count(leader.votes, 'comparison')}"
+    if votes < FEW_VOTES:
+        return (
+            f"After {_count(votes, 'vote')}, people have preferred {leader.contestant} so far ({record}), but it is "
+            f"too early to tell: with fewer than {FEW_VOTES} votes any mode could still come out on top."
+        )
+    if leader.rating_low > runner.rating_high:
+        return (
+            f"People clearly preferred {leader.contestant} ({record}): even the low end of its likely range is "
+            f"above every other mode's high end, {runner.contestant} next."
+        )
+    return (
+        f"{leader.contestant} leads ({record}), but not clearly: its likely range overlaps "
+        f"{runner.contestant}'s, so more votes are needed to tell them apart."
+    )
+
+
+def rating_domain(standings: list[Standing], margin: float = 50.0) -> tuple[int, int]:
+    """The chart's rating axis: every interval, padded and rounded out to fifties, never a single point
+    (one vote used to give a zero-width axis ticked at "1,000.000000")."""
+    low = min((s.rating_low for s in standings), default=1000.0) - margin
+    high = max((s.rating_high for s in standings), default=1000.0) + margin
+    return int(math.floor(low / 50) * 50), int(math.ceil(high / 50) * 50)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

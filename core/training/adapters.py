@@ -41,6 +41,20 @@ class AdapterInfo:
         return str(self.metadata.get("base_model", ""))
 
 
+_TRAINED_AT = re.compile(r"-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})\d{2}$")
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def friendly_name(name: str) -> str:
+    """An adapter's name for people. One named by its training time, as training names it unless told
+    otherwise (`lumen_support-20261128-022259`), reads "trained 28 Nov 2026, 02:22 UTC"; a chosen name stays."""
+    found = _TRAINED_AT.search(name)
+    if not found or not 1 <= int(found[2]) <= 12:
+        return name
+    year, month, day, hour, minute = found.groups()
+    return f"trained {int(day)} {_MONTHS[int(month) - 1]} {year}, {hour}:{minute} UTC"
+
+
 def adapters_dir(data_dir: Path, scenario: str) -> Path:
     return Path(data_dir) / "adapters" / scenario
 

@@ -20,6 +20,7 @@ from core.engine.cpu_budget import CpuBudget
 from core.engine.model_store import load_model, resolve_device, resolve_dtype
 from core.training.adapters import METADATA_FILE, AdapterInfo, publish, staging_dir
 from core.training.datasets import load_chat_dataset
+from core.training.estimate import FINISH_S, RecentRate, seconds_for, validation_passes_left
 from core.training.forgetting import check_forgetting
 from core.training.train_config import TrainConfig
 
@@ -34,64 +35,8 @@ class Progress:
     epoch: int
     loss: float
     val_loss: float | None
-    tokens_per_s: float
-    eta_s: float
-
-
-# Training tokens/s on the 2-core CPU this Lab was built on; the estimate uses the last run's figure once there is one.
-DEFAULT_TOKENS_PER_S = {"cpu": 140.0, "cuda": 3000.0}
-DEFAULT_RATE_PARAMETERS = 135_000_000  # the model those defaults were measured with (SmolLM2-135M)
-SETUP_S = 15.0  # loading the model and the set, then saving and the forgetting check
-
-
-def measured_tokens_per_s(data_dir: Path, device: str, base_model: str, parameters: int) -> float:
-    """Throughput of the most recent training of `base_model` on this machine; without one, the default
-    measured with SmolLM2-135M, scaled by parameter count (Qwen2.5-0.5B measured ~1/3 of it)."""
-    newest = 0.0
-    rate = DEFAULT_TOKENS_PER_S.get(device, DEFAULT_TOKENS_PER_S["cpu"]) * min(
-        1.0, DEFAULT_RATE_PARAMETERS / parameters
-    )
-    for meta_file in Path(data_dir).glob(f"adapters/*/*/{METADATA_FILE}"):
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        mine = meta.get("device", "cpu") == device and meta.get("base_model") == base_model
-        if mine and meta.get("tokens_per_s") and meta_file.stat().st_mtime > newest:
-            newest, rate = meta_file.stat().st_mtime, float(meta["tokens_per_s"])
-    return rate
-
-
-def estimate_seconds(lengths: list[int], config: TrainConfig, tokens_per_s: float) -> float:
-    """Wall time for training on examples of these token lengths (a validation pass costs about a third
-    of a training pass over the same tokens)."""
-    if not lengths:
-        return SETUP_S
-    per_example = sum(min(n, config.max_seq_len) for n in lengths) / len(lengths)
-    train_examples = len(lengths) * (1 - config.val_fraction)
-    steps = -(-int(train_examples) // config.batch_size) * config.epochs
-    if config.max_steps:
-        steps = min(steps, config.max_steps)
-    trained = min(steps * config.batch_size, train_examples * config.epochs) * per_example
-    validated = len(lengths) * config.val_fraction * config.epochs * per_example / 3
-    return SETUP_S + (trained + validated) / tokens_per_s
-
-
-class RecentRate:
-    """Training tokens per second over the last `window_s` seconds, pauses included (the job pauses while
-    the app answers, core.engine.cpu_budget), so an ETA follows the current load rather than the average."""
-
-    def __init__(self, window_s: float = 60.0):
-        self.window_s = window_s
-        self._points: list[tuple[float, int]] = []  # (time, tokens seen so far)
-
-    def add(self, at: float, tokens_seen: int) -> float:
-        """Records progress; returns the recent rate (tokens/s)."""
-        self._points.append((at, tokens_seen))
-        while len(self._points) > 2 and at - self._points[1][0] >= self.window_s:
-            self._points.pop(0)
-        (first_at, first_tokens), (last_at, last_tokens) = self._points[0], self._points[-1]
-        return (last_tokens - first_tokens) / (last_at - first_at) if last_at > first_at else 0.0
+    tokens_per_s: float  # over the last few minutes, pauses included (core.training.estimate.RecentRate)
+    eta_s: float  # time left, validation and publishing included (core.training.estimate.seconds_for)
 
 
 class Cancelled(Exception):
@@ -194,7 +139,7 @@ def train_adapter(
     rng = random.Random(config.seed)
     shuffled = examples[:]
     rng.shuffle(shuffled)
-    val_count = int(len(shuffled) * config.val_fraction) if len(shuffled) >= 10 else 0
+    val_count = config.held_out(len(shuffled))
     val_set, train_set = shuffled[:val_count], shuffled[val_count:]
 
     lora = LoraConfig(
@@ -223,6 +168,7 @@ def train_adapter(
     history: list[dict] = []
     step, tokens_seen, train_started = 0, 0, time.perf_counter()
     planned_tokens = sum(len(ids) for ids, _ in train_set) * total_steps / steps_per_epoch
+    val_tokens = sum(len(ids) for ids, _ in val_set)  # one validation pass
     recent = RecentRate()
     recent.add(train_started, 0)
     val_loss = None
@@ -267,7 +213,12 @@ def train_adapter(
                         loss=batch_loss,
                         val_loss=val_loss,
                         tokens_per_s=rate,
-                        eta_s=0.0 if step == total_steps else max(0.0, planned_tokens - tokens_seen) / rate,
+                        eta_s=seconds_for(
+                            planned_tokens - tokens_seen,
+                            val_tokens * validation_passes_left(step, total_steps, steps_per_epoch),
+                            rate,
+                            FINISH_S,
+                        ),
                     )
                 )
 

@@ -50,6 +50,10 @@ class TrainConfig:
             found.append("Max steps must be at least 1 when given.")
         return found
 
+    def held_out(self, examples: int) -> int:
+        """How many of `examples` training holds out for the validation loss (none below ten examples)."""
+        return int(examples * self.val_fraction) if examples >= 10 else 0
+
     def target_module_list(self) -> str | list[str]:
         names = [n.strip() for n in self.target_modules.split(",") if n.strip()]
         return "all-linear" if names in ([], ["all-linear"]) else names

@@ -20,16 +20,16 @@ TIMEOUT_MS = 180_000  # generous: answers come from a real model on a small, sha
 CHAT_INPUT = '[data-testid="stChatInput"] textarea'
 MESSAGE = '[data-testid="stChatMessage"]'
 MARKDOWN = '[data-testid="stMarkdownContainer"]'
-FINISHED = "tok/s"  # the metrics caption render_answer_details writes under a finished answer
+FINISHED = "Answered in"  # the caption render_answer_details writes under a finished answer
 
 
-def start_app():
-    """The app as `streamlit run` on a free port, inheriting os.environ (the test data dir): (process, url)."""
+def start_app(env: dict[str, str] | None = None):
+    """The app as `streamlit run` on a free port, with os.environ (the test data dir) or `env`: (process, url)."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py")]
     command += ["--server.port", str(port), "--server.headless", "true"]
     url = f"http://127.0.0.1:{port}"
-    return start_server(command, f"{url}/_stcore/health", seconds=120), url
+    return start_server(command, f"{url}/_stcore/health", seconds=120, env=env), url
 
 
 class Chromium:

@@ -14,9 +14,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(command: list[str], health_url: str, seconds: float) -> subprocess.Popen:
-    """Starts `command` and returns once `health_url` answers 200; fails if it exits or takes longer."""
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_server(
+    command: list[str], health_url: str, seconds: float, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Starts `command` (with `env`, default os.environ) and returns once `health_url` answers 200; fails if
+    it exits or takes longer."""
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
     def answers() -> bool:
         try:
