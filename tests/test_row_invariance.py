@@ -55,29 +55,27 @@ def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dt
     assert not differing
 
 
+def assert_batched_equals_alone(lab: Lab, sample) -> None:
+    decoding = Decoding(max_new_tokens=32)
+    for question in QUESTIONS:
+        rows = mode_rows(lab, sample, question)
+        alone = {mode: run_rows(lab.engine, [row], decoding)[0] for mode, row in rows.items()}
+        assert alone["base"] != alone["finetuned"]  # the adapter changes the answer: the check can fail
+        batched = run_rows(lab.engine, list(rows.values()), decoding)
+        assert dict(zip(rows, batched, strict=True)) == alone
+
+
 def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_pick(lab, sample):
     other = "float32" if lab.engine.dtype == torch.bfloat16 else "bfloat16"
     other_lab = Lab(lab.settings.model_copy(update={"dtype": other}))
     assert str(other_lab.engine.dtype) == f"torch.{other}"
-    decoding = Decoding(max_new_tokens=32)
-    for question in QUESTIONS:
-        rows = mode_rows(other_lab, sample, question)
-        alone = {mode: run_rows(other_lab.engine, [row], decoding)[0] for mode, row in rows.items()}
-        assert alone["base"] != alone["finetuned"]  # the adapter changes the answer: the check can fail
-        batched = run_rows(other_lab.engine, list(rows.values()), decoding)
-        assert dict(zip(rows, batched, strict=True)) == alone
+    assert_batched_equals_alone(other_lab, sample)
 
 
 def test_the_four_modes_batched_equal_each_mode_alone_with_int8_weights(lab, sample):
     int8_lab = Lab(lab.settings.model_copy(update={"quantization": "int8"}))
     assert int8_lab.engine.quantization == "int8"
-    decoding = Decoding(max_new_tokens=32)
-    for question in QUESTIONS:
-        rows = mode_rows(int8_lab, sample, question)
-        alone = {mode: run_rows(int8_lab.engine, [row], decoding)[0] for mode, row in rows.items()}
-        assert alone["base"] != alone["finetuned"]  # the adapter changes the answer: the check can fail
-        batched = run_rows(int8_lab.engine, list(rows.values()), decoding)
-        assert dict(zip(rows, batched, strict=True)) == alone
+    assert_batched_equals_alone(int8_lab, sample)
 
 
 @pytest.mark.parametrize(

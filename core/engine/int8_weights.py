@@ -27,8 +27,6 @@ import warnings
 
 import torch
 
-QUANTIZATIONS = ("none", "int8")
-
 
 def quantize_linear_layers(model: torch.nn.Module) -> int:
     """Replaces the float weight of every nn.Linear in `model` by int8 weights and per-row scales, in
