@@ -3,7 +3,7 @@ copy kept, and a decode row's result independent of the other rows in its batch.
 
 import torch
 
-from core.engine.int8_weights import quantize_linear_layers
+from core.engine.int8_weights import int8_weights, quantize_linear_layers
 
 
 def _layer(seed: int = 0) -> tuple[torch.nn.Linear, torch.nn.Linear]:
@@ -19,15 +19,16 @@ def _layer(seed: int = 0) -> tuple[torch.nn.Linear, torch.nn.Linear]:
 
 def test_each_weight_is_within_half_a_step_of_its_float_value():
     float_layer, int8_layer = _layer()
-    dequantized = int8_layer.int8_weight_t.t().float() * int8_layer.int8_scale[:, None]
-    error = (dequantized - float_layer.weight).abs()
-    assert (error <= int8_layer.int8_scale[:, None] / 2 + 1e-9).all()
+    int8, scale = int8_weights(int8_layer)
+    error = (int8.float() * scale[:, None] - float_layer.weight).abs()
+    assert (error <= scale[:, None] / 2 + 1e-9).all()
 
 
 def test_a_quantized_layer_keeps_no_float_weight():
     _, int8_layer = _layer()
     assert int8_layer.weight is None
-    assert int8_layer.int8_weight_t.dtype == torch.int8
+    assert int8_weights(int8_layer)[0].dtype == torch.int8
+    assert not [name for name, _ in int8_layer.named_buffers()]  # one copy: the packed one
 
 
 def test_decode_and_prompt_outputs_stay_close_to_the_float_layer():
@@ -50,3 +51,12 @@ def test_a_decode_rows_result_does_not_depend_on_the_other_rows():
             rows = torch.stack(batch)[:, None, :]
             position = next(i for i, row in enumerate(batch) if row is small)
             assert torch.equal(int8_layer(rows)[position], alone)
+
+
+def test_a_prompt_tokens_result_does_not_depend_on_the_other_tokens():
+    _, int8_layer = _layer()
+    tokens = torch.randn(7, 576) * torch.logspace(-2, 2, 7)[:, None]
+    with torch.inference_mode():
+        together = int8_layer(tokens[None])[0]
+        for index in range(7):
+            assert torch.equal(together[index], int8_layer(tokens[index][None, None, :])[0, 0])
