@@ -4,8 +4,9 @@ docs/benchmarks.md "Int8 weights".
     python -m bench.int8_speed MODEL     (smollm2-135m or qwen2.5-coder-0.5b)
 
 Engine: batch 1, 64 tokens forced, decode rate and a ~700-token prompt's time, medians of 3, then each
-setting's first 200 characters. Layers: one core, the model shapes' products for 2 rows in float32,
-PyTorch's weight-only int8 kernel (bfloat16 input) and fbgemm's dynamic int8 product, medians of 20.
+setting's first 200 characters. Layers: every core, the model shapes' products for 1 and 4 rows in
+float32, the Lab's int8 product, fbgemm's dynamic int8 product one row per call, PyTorch's weight-only
+int8 kernel (bfloat16 input) and torch._int_mm with per-row int8 rows, medians of 20.
 """
 
 # ruff: noqa: B023  (each closure runs at once, inside its own loop turn)
@@ -18,6 +19,7 @@ import torch
 from core.common.settings import get_settings
 from core.common.vocabulary import Decoding
 from core.engine.engine import Engine, Row, TextEvent
+from core.engine.int8_weights import int8_product, quantize_linear_layers
 from core.engine.model_store import load_model
 
 NEW_TOKENS = 64
@@ -69,9 +71,9 @@ def engine_figures(model: str) -> None:
 
 
 def layer_figures() -> None:
+    """Per layer, 1 and 4 rows, every core: float32, the Lab's int8 product (core.engine.int8_weights),
+    fbgemm's plain product one row per call, PyTorch's weight-only int8 kernel and torch._int_mm."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
 
     def median_ms(run) -> float:
         for _ in range(3):
@@ -84,21 +86,36 @@ def layer_figures() -> None:
         return statistics.median(times) * 1e3
 
     for name, (rows_out, rows_in) in SHAPES.items():
-        weight = torch.randn(rows_out, rows_in) * 0.02
+        float_layer = torch.nn.Linear(rows_in, rows_out, bias=False)
+        torch.nn.init.normal_(float_layer.weight, std=0.02)
+        weight = float_layer.weight.detach().clone()
         scale = weight.abs().amax(1) / 127
         int8 = torch.round(weight / scale[:, None]).to(torch.int8)
         packed = torch.ops.quantized.linear_prepack(
             torch._make_per_channel_quantized_tensor(int8, scale.double(), torch.zeros(rows_out, dtype=torch.long), 0),
             None,
         )
-        x = torch.randn(2, rows_in)
-        figures = {
-            "float32": median_ms(lambda: torch.nn.functional.linear(x, weight)),
-            "weight-only int8": median_ms(lambda: torch._weight_int8pack_mm(x.bfloat16(), int8, scale.bfloat16())),
-            "fbgemm dynamic int8": median_ms(lambda: torch.ops.quantized.linear_dynamic(x, packed, True)),
-        }
-        print(f"{name:26s} " + "  ".join(f"{kind} {ms:.3f} ms" for kind, ms in figures.items()))
-    torch.set_num_threads(threads)
+        int8_t = int8.t()
+        lab_layer = torch.nn.Linear(rows_in, rows_out, bias=False)
+        lab_layer.load_state_dict(float_layer.state_dict())
+        quantize_linear_layers(torch.nn.Sequential(lab_layer))
+        for count in (1, 4):
+            x = torch.randn(count, rows_in)
+
+            def per_row_int_mm():
+                row_scale = x.abs().amax(1, keepdim=True) / 127
+                return torch._int_mm(torch.round(x / row_scale).to(torch.int8), int8_t).float() * row_scale * scale
+
+            figures = {
+                "float32": median_ms(lambda: torch.nn.functional.linear(x, weight)),
+                "Lab int8": median_ms(lambda: int8_product(lab_layer, x)),
+                "fbgemm per row": median_ms(
+                    lambda: [torch.ops.quantized.linear_dynamic(x[i : i + 1], packed, True) for i in range(count)]
+                ),
+                "weight-only": median_ms(lambda: torch._weight_int8pack_mm(x.bfloat16(), int8, scale.bfloat16())),
+                "_int_mm": median_ms(per_row_int_mm),
+            }
+            print(f"{name:26s} {count} row(s) " + "  ".join(f"{kind} {ms:.3f}" for kind, ms in figures.items()) + " ms")
 
 
 if __name__ == "__main__":
