@@ -24,6 +24,7 @@ import torch
 from core.common.vocabulary import Decoding, GenerationStats
 from core.engine.batch_decoder import DecodeBatch, LiveRow, PrefixCache
 from core.engine.cpu_budget import CpuBudget
+from core.engine.detokenizer import Detokenizer
 from core.engine.int8_weights import quantize_linear_layers
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.model_store import LoadedModel
@@ -169,8 +170,7 @@ class Engine:
         shared = [self._system_prompt_length(row.messages, ids) for row, (ids, _) in zip(rows, encoded, strict=True)]
         request = _Request(rows, [ids for ids, _ in encoded], decoding, shared)
         self._submit(request)
-        generated: list[list[int]] = [[] for _ in rows]
-        emitted = ["" for _ in rows]
+        texts = [Detokenizer(self.tokenizer) for _ in rows]
         finished = [False for _ in rows]
         try:
             while not all(finished):
@@ -185,16 +185,11 @@ class Engine:
                         stats[index].notes.append("The answer reached the max-new-tokens limit and was cut off.")
                     yield DoneEvent(index, stats[index])
                     continue
-                generated[index].append(token)
                 stats[index].completion_tokens += 1
-                text = self.tokenizer.decode(generated[index], skip_special_tokens=True)
-                if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                    continue
-                delta = text[len(emitted[index]) :]
+                delta = texts[index].add(token)
                 if delta:
                     if stats[index].ttft_s is None:
                         stats[index].ttft_s = time.perf_counter() - started
-                    emitted[index] = text
                     yield TextEvent(index, delta)
         finally:
             request.cancelled.set()  # a consumer that stops listening also stops its rows
