@@ -38,10 +38,7 @@ def quantize_linear_layers(model: torch.nn.Module) -> int:
     changed = 0
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module.weight is not None:
-            weight = module.weight.detach().float()
-            scale = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127
-            int8 = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
-            int8 = torch.cat([int8, int8.new_zeros(len(int8), _RANGE_ENDS.shape[1])], dim=1)  # the range columns
+            int8, scale = _int8_rows(module.weight.detach())
             with warnings.catch_warnings():  # qint8 tensors are deprecated; only the prepack step makes one
                 warnings.simplefilter("ignore", UserWarning)
                 zero = torch.zeros_like(scale, dtype=torch.long)
@@ -52,6 +49,21 @@ def quantize_linear_layers(model: torch.nn.Module) -> int:
             module.forward = _int8_forward(module)
             changed += 1
     return changed
+
+
+def _int8_rows(weight: torch.Tensor, rows_at_once: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight as int8 [out, in + 2] (the range columns zero) and its per-row scales, a block of rows
+    at a time: float temporaries of the whole vocabulary projection would raise the peak memory."""
+    scale = torch.empty(len(weight))
+    int8 = torch.zeros(len(weight), weight.shape[1] + _RANGE_ENDS.shape[1], dtype=torch.int8)
+    for start in range(0, len(weight), rows_at_once):
+        block = weight[start : start + rows_at_once].float()
+        block_scale = block.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127
+        int8[start : start + rows_at_once, : weight.shape[1]] = torch.round(block / block_scale[:, None]).clamp(
+            -127, 127
+        )
+        scale[start : start + rows_at_once] = block_scale
+    return int8, scale
 
 
 def int8_weights(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
