@@ -74,8 +74,8 @@ def bytes_read_per_token(model: torch.nn.Module) -> int:
         if isinstance(layer, torch.nn.Linear):
             if layer.weight is not None:
                 total += layer.weight.numel() * layer.weight.element_size()
-            else:  # core.engine.int8_weights: one byte a weight, one float scale per output row
-                total += (layer.in_features + 2 + 8) * layer.out_features  # packed: +2 range columns, a double scale
+            else:  # core.engine.int8_weights: a byte a weight (and 2 range columns), a double scale a row
+                total += (layer.in_features + 2 + 8) * layer.out_features
             if layer.bias is not None:
                 total += layer.bias.numel() * layer.bias.element_size()
     return total

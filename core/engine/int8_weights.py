@@ -12,12 +12,13 @@ columns holding +1 and -1 (with zero weights) are appended: every input then spa
 the range is the same constant for every row, and each row is quantized as it would be alone. The
 sums are exact int32, the output is scaled back by the row's own factor: a row's result is the same
 alone and in any batch, and with any thread count, by construction (tests check both, per layer and
-through the engine). Measured per layer on 2 cores (`python -m bench.int8_speed`): four rows cost
-1.1-1.3× one row where one call per row cost 4× (and float32 products 2×); one row costs about what
-fbgemm's plain call costs (+0.02 ms a layer for the scaling); a 300-token prompt's products run
-faster than float32's. PyTorch's weight-only int8 kernel (`_weight_int8pack_mm`, torchao's CPU path)
-was slower at one row (by 20-50% in the engine) and 4× slower on the vocabulary projection;
-`torch._int_mm` was 2× slower at one to eight rows.
+through the engine). Measured per layer on 2 cores (`python -m bench.int8_speed`, table in
+docs/benchmarks.md "Int8 weights"): four rows cost at most 1.5× one row, where one call per row
+cost 4× (and float32 products 2×); one row costs fbgemm's plain call plus 0.01-0.04 ms for the
+scaling. PyTorch's weight-only int8 kernel (`_weight_int8pack_mm`, torchao's CPU path) decoded one
+row 53% slower in the engine and took 2-4× as long on the vocabulary projection, the layer that
+weighs most in a step; `torch._int_mm` took 11.8 against 9.1 ms there for one Qwen row, 21.0
+against 13.6 for four.
 
 Every mode uses the same quantized base, so "base is base" holds within this setting; LoRA runs on
 top in the model's dtype (core.engine.lora_runtime) and the trainer loads its own full-precision copy.
@@ -67,7 +68,7 @@ def _int8_rows(weight: torch.Tensor, rows_at_once: int = 4096) -> tuple[torch.Te
 
 
 def int8_weights(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """A quantized layer's int8 weights [out, in] and their per-row scales (for checks and figures)."""
+    """A quantized layer's int8 weights [out, in] and their per-row scales (what the tests check)."""
     quantized, _ = torch.ops.quantized.linear_unpack(layer.packed_int8)
     return quantized.int_repr()[:, : layer.in_features], quantized.q_per_channel_scales().float()
 
