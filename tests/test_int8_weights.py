@@ -1,6 +1,7 @@
 """Int8 weights (core/engine/int8_weights.py) on a real nn.Linear: close to the float layer, no float
 copy kept, and a decode row's result independent of the other rows in its batch."""
 
+import pytest
 import torch
 
 from core.engine.int8_weights import int8_weights, quantize_linear_layers
@@ -60,3 +61,69 @@ def test_a_prompt_tokens_result_does_not_depend_on_the_other_tokens():
         together = int8_layer(tokens[None])[0]
         for index in range(7):
             assert torch.equal(together[index], int8_layer(tokens[index][None, None, :])[0, 0])
+
+
+def _attention_projections(bias: bool) -> torch.nn.Module:
+    """q, k and v projections of different widths over one input, as in a decoder block."""
+    torch.manual_seed(1)
+    block = torch.nn.Module()
+    block.q_proj, block.k_proj, block.v_proj = (torch.nn.Linear(576, width, bias=bias) for width in (576, 192, 192))
+    for layer in (block.q_proj, block.k_proj, block.v_proj):
+        torch.nn.init.normal_(layer.weight, std=0.02)
+    return block
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["qwen-like biases", "no biases"])
+def test_sibling_layers_share_one_product_and_give_what_each_gives_packed_alone(bias):
+    shared, alone = _attention_projections(bias), _attention_projections(bias)
+    assert quantize_linear_layers(shared) == 3
+    assert shared.q_proj.int8 is shared.k_proj.int8 is shared.v_proj.int8
+    for layer in (alone.q_proj, alone.k_proj, alone.v_proj):  # each packed on its own
+        assert quantize_linear_layers(torch.nn.Sequential(layer)) == 1
+    assert alone.q_proj.int8 is not alone.k_proj.int8
+    with torch.inference_mode():
+        for shape in ((3, 1, 576), (1, 7, 576)):
+            x = torch.randn(shape)
+            for name in ("q_proj", "k_proj", "v_proj"):
+                assert torch.equal(getattr(shared, name)(x), getattr(alone, name)(x)), (shape, name)
+            # the other order, and a layer asked twice for one input, still give each layer its own columns
+            assert torch.equal(shared.v_proj(x), alone.v_proj(x))
+            assert torch.equal(shared.v_proj(x), alone.v_proj(x))
+            assert torch.equal(shared.q_proj(x), alone.q_proj(x))
+    for name in ("q_proj", "k_proj", "v_proj"):
+        assert torch.equal(int8_weights(getattr(shared, name))[0], int8_weights(getattr(alone, name))[0])
+
+
+def test_a_cached_quantization_gives_the_same_layers_and_a_bad_cache_is_rewritten(tmp_path):
+    cache = tmp_path / "int8" / "weights.safetensors"
+    x = torch.randn(3, 1, 576)
+    outputs = []
+    for _ in range(2):  # the first run writes the cache, the second reads it
+        block = _attention_projections(bias=True)
+        assert quantize_linear_layers(block, cache) == 3
+        assert cache.exists()
+        with torch.inference_mode():
+            outputs.append([layer(x) for layer in (block.q_proj, block.k_proj, block.v_proj)])
+    assert all(torch.equal(first, second) for first, second in zip(*outputs, strict=True))
+
+    cache.write_bytes(b"not a safetensors file")
+    block = _attention_projections(bias=True)
+    assert quantize_linear_layers(block, cache) == 3
+    with torch.inference_mode():
+        assert torch.equal(block.q_proj(x), outputs[0][0])
+    assert cache.stat().st_size > 1000  # rewritten whole
+
+
+def test_a_cache_of_another_shape_is_not_used(tmp_path):
+    cache = tmp_path / "weights.safetensors"
+    quantize_linear_layers(_attention_projections(bias=True), cache)
+    other = torch.nn.Module()
+    other.q_proj, other.k_proj, other.v_proj = (torch.nn.Linear(576, width) for width in (576, 96, 96))
+    reference = torch.nn.Module()
+    reference.q_proj, reference.k_proj, reference.v_proj = (torch.nn.Linear(576, width) for width in (576, 96, 96))
+    reference.load_state_dict(other.state_dict())
+    quantize_linear_layers(other, cache)
+    quantize_linear_layers(reference)
+    x = torch.randn(2, 1, 576)
+    with torch.inference_mode():
+        assert torch.equal(other.k_proj(x), reference.k_proj(x))

@@ -82,7 +82,7 @@ class Engine:
         # int8 weights (core.engine.int8_weights) on CPU only: a GPU is not short of bandwidth
         self.quantization = quantization if self.device == "cpu" else "none"
         if self.quantization == "int8":
-            quantize_linear_layers(self.model)
+            quantize_linear_layers(self.model, loaded.int8_cache)
         self.adapters: dict[str, str] = {}  # adapter name -> folder it was loaded from
         self._lock = threading.Lock()  # held by the worker for each step; adapters change between steps
         self._requests: queue.Queue[_Request] = queue.Queue()

@@ -166,6 +166,7 @@ class LoadedModel:
     name: str
     device: str
     dtype: torch.dtype
+    int8_cache: Path | None = None  # where its int8 weights are kept once quantized (core.engine.int8_weights)
 
 
 def model_source(settings: Settings) -> tuple[str, str]:
@@ -189,4 +190,25 @@ def load_model(settings: Settings, dtype: torch.dtype | None = None) -> LoadedMo
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(model=model, tokenizer=tokenizer, name=name, device=device, dtype=dtype)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        device=device,
+        dtype=dtype,
+        int8_cache=int8_cache_path(settings, source),
+    )
+
+
+INT8_FORMAT = "int8-rows-v1"  # core.engine.int8_weights' layout: change it to make every cache stale
+
+
+def int8_cache_path(settings: Settings, source: str) -> Path | None:
+    """The int8 weights' file for a local model folder, named after the folder and its weight files'
+    sizes and times: a model converted afresh gets a new one. None for a model without local
+    safetensors (it is quantized at each start)."""
+    weights = sorted(Path(source).glob("*.safetensors"))
+    if not weights:
+        return None
+    stamp = "|".join([INT8_FORMAT, *(f"{w.resolve()}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)])
+    return settings.data_dir / "models" / "int8" / f"{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.safetensors"
