@@ -33,6 +33,7 @@ CPU only: on a GPU bandwidth is not the limit.
 
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,17 +95,22 @@ def quantize_linear_layers(model: torch.nn.Module, cache: Path | None = None) ->
     names = {id(module): name for name, module in model.named_modules()}
     product_sets = {names[id(layers[0])]: layers for layers in _product_sets(model)}
     computed = {}
-    with _opened_cache(cache, product_sets) as stored:
-        for key, layers in product_sets.items():
-            if stored is not None:  # read a set at a time: only its int8 rows are in memory at once
-                int8, scale = stored.get_tensor(f"{key}.int8"), stored.get_tensor(f"{key}.scale")
-            else:
-                int8, scale = _int8_rows(torch.cat([layer.weight.detach() for layer in layers]))
-                if cache is not None:
-                    computed[key] = (int8, scale)
-            product = Int8Product(layers, int8, scale)
+
+    def packed(key: str) -> Int8Product:
+        layers = product_sets[key]
+        if stored is not None:  # a set at a time: only the sets being packed are in memory at once
+            int8, scale = stored.get_tensor(f"{key}.int8"), stored.get_tensor(f"{key}.scale")
+        else:
+            int8, scale = _int8_rows(torch.cat([layer.weight.detach() for layer in layers]))
+            if cache is not None:
+                computed[key] = (int8, scale)
+        return Int8Product(layers, int8, scale)
+
+    # Packing runs single-threaded inside torch and releases the interpreter: one set per core at once.
+    with _opened_cache(cache, product_sets) as stored, ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        for key, product in zip(product_sets, pool.map(packed, product_sets), strict=True):
             start = 0
-            for layer in layers:
+            for layer in product_sets[key]:
                 layer.int8 = product
                 layer.int8_columns = slice(start, start + layer.out_features)
                 start += layer.out_features
