@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from peft import PeftModel
+from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
 from core.common.model_catalog import SMOLLM2
@@ -104,3 +105,30 @@ def test_failed_training_publishes_nothing(lab, sample, tmp_path):
         train_adapter(settings, sample, TrainConfig(**QUICK_TRAINING), dataset_path=bad)
     assert list_adapters(tmp_path, sample.name) == []
     assert active_adapter(tmp_path, sample.name, SMOLLM2.name) is None
+
+
+@pytest.mark.model
+def test_an_adapter_on_the_upper_layers_trains_and_answers_with_only_those(lab, sample, tmp_path):
+    settings = lab.settings.model_copy(update={"data_dir": tmp_path})
+    (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
+    adapter = train_adapter(settings, sample, TrainConfig(**QUICK_TRAINING, upper_layers=0.5), name="upper")
+    config = json.loads((adapter.path / "adapter_config.json").read_text())
+    assert config["layers_to_transform"] == list(range(15, 30))  # SmolLM2: 30 layers
+    with safe_open(adapter.path / "adapter_model.safetensors", framework="pt") as weights:
+        layers = {int(key.split(".layers.")[1].split(".")[0]) for key in weights.keys()}  # noqa: SIM118
+        modules = {key.split(".lora_")[0].rpartition(".")[2] for key in weights.keys()}  # noqa: SIM118
+    assert layers == set(range(15, 30))
+    assert modules == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    # The engine runs it as peft does, and it changes the answer.
+    lab.engine.ensure_adapter("upper", adapter.path)
+    base = AutoModelForCausalLM.from_pretrained(model_source(lab.settings)[0], dtype=lab.engine.dtype)
+    reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
+    ids = torch.tensor([lab.engine.encode([{"role": "user", "content": "How do I pay?"}], 1)[0]])
+    with torch.inference_mode():
+        expected = reloaded(input_ids=ids).logits
+        lab.engine.lora.route(["upper"])
+        got = lab.engine.model(input_ids=ids).logits
+        lab.engine.lora.route(["__base__"])
+        plain = lab.engine.model(input_ids=ids).logits
+    lab.engine.forget_adapter("upper")
+    assert torch.equal(expected, got) and not torch.equal(got, plain)

@@ -13,6 +13,12 @@ def test_the_defaults_have_no_problem():
     assert TrainConfig().problems() == []
 
 
+def test_adapted_layers_are_the_top_share_and_at_least_one():
+    assert TrainConfig().adapted_layers(24) is None  # all of them
+    assert TrainConfig(upper_layers=0.5).adapted_layers(30) == list(range(15, 30))
+    assert TrainConfig(upper_layers=0.01).adapted_layers(24) == [23]
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
@@ -22,6 +28,7 @@ def test_the_defaults_have_no_problem():
         ({"val_fraction": 0.5}, "Validation split"),
         ({"context_share": 1.2}, "context share"),
         ({"max_steps": 0}, "Max steps"),
+        ({"upper_layers": 0}, "adapted layers"),
     ],
 )
 def test_each_unusable_setting_is_named(change, words):

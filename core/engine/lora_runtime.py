@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 BASE_ADAPTER = "__base__"  # the per-row name for "no adapter"
-_UNSUPPORTED = ("use_dora", "lora_bias", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform")
+# An adapter on some layers only (layers_to_transform) runs as any other: the hooks follow its saved tensors.
+_UNSUPPORTED = ("use_dora", "lora_bias", "modules_to_save", "rank_pattern", "alpha_pattern")
 
 
 @dataclass

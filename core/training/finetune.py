@@ -142,11 +142,14 @@ def train_adapter(
     val_count = config.held_out(len(shuffled))
     val_set, train_set = shuffled[:val_count], shuffled[val_count:]
 
+    layers = config.adapted_layers(loaded.model.config.num_hidden_layers)
     lora = LoraConfig(
         r=config.rank,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=config.target_module_list(),
+        # peft takes a layer subset only with named targets: "all-linear" spelled out as the decoder's layers
+        target_modules=config.target_module_list() if layers is None else _linear_layer_names(loaded.model, config),
+        layers_to_transform=layers,
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(loaded.model, lora)
@@ -257,6 +260,20 @@ def train_adapter(
     }
     (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     return publish(staged, settings.data_dir, scenario.name, name)
+
+
+def _linear_layer_names(model, config: TrainConfig) -> list[str]:
+    """The configured target names, with "all-linear" as the distinct names of the decoder layers'
+    linear layers (what peft's "all-linear" adapts: not the output projection)."""
+    targets = config.target_module_list()
+    if targets != "all-linear":
+        return targets
+    names = {
+        name.rpartition(".")[2]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".layers." in name
+    }
+    return sorted(names)
 
 
 def _pause_while_the_app_answers(model, budget: CpuBudget, on_phase) -> list:

@@ -18,6 +18,13 @@ class TrainConfig:
     target_modules: str = field(
         default="all-linear", metadata={"help": "Layers that get adapters: all-linear, or names like q_proj,v_proj."}
     )
+    upper_layers: float = field(
+        default=1.0,
+        metadata={
+            "help": "Share of the model's layers, counted from the top, that get adapters (1: all). Fewer "
+            "train faster (backward stops at the lowest adapted layer) and answer faster."
+        },
+    )
     max_seq_len: int = field(
         default=768, metadata={"help": "Tokens per example; longer ones are cut (hybrid prompts need ~600)."}
     )
@@ -46,6 +53,8 @@ class TrainConfig:
             found.append("The learning rate must be between 0 and 1 (1e-4 to 5e-3 suits LoRA).")
         if not 0 <= self.val_fraction < 0.5 or not 0 <= self.dropout < 1 or not 0 <= self.context_share <= 1:
             found.append("Validation split must be below 0.5, dropout below 1, and context share between 0 and 1.")
+        if not 0 < self.upper_layers <= 1:
+            found.append("The share of adapted layers must be above 0 and at most 1.")
         if self.max_steps is not None and self.max_steps < 1:
             found.append("Max steps must be at least 1 when given.")
         return found
@@ -57,6 +66,11 @@ class TrainConfig:
     def target_module_list(self) -> str | list[str]:
         names = [n.strip() for n in self.target_modules.split(",") if n.strip()]
         return "all-linear" if names in ([], ["all-linear"]) else names
+
+    def adapted_layers(self, layer_count: int) -> list[int] | None:
+        """The decoder layers that get adapters (the top `upper_layers` share, at least one), or None for all."""
+        first = layer_count - max(1, round(layer_count * self.upper_layers))
+        return list(range(first, layer_count)) if first > 0 else None
 
 
 def config_fields() -> list:
