@@ -108,10 +108,10 @@ def test_failed_training_publishes_nothing(lab, sample, tmp_path):
 
 
 @pytest.mark.model
-def test_an_adapter_on_the_upper_layers_trains_and_answers_with_only_those(lab, sample, tmp_path):
+def test_the_default_adapter_covers_the_upper_layers_and_answers_with_only_those(lab, sample, tmp_path):
     settings = lab.settings.model_copy(update={"data_dir": tmp_path})
     (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
-    adapter = train_adapter(settings, sample, TrainConfig(**QUICK_TRAINING, upper_layers=0.5), name="upper")
+    adapter = train_adapter(settings, sample, TrainConfig(**QUICK_TRAINING), name="upper")
     config = json.loads((adapter.path / "adapter_config.json").read_text())
     assert config["layers_to_transform"] == list(range(15, 30))  # SmolLM2: 30 layers
     with safe_open(adapter.path / "adapter_model.safetensors", framework="pt") as weights:

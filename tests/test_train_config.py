@@ -14,8 +14,8 @@ def test_the_defaults_have_no_problem():
 
 
 def test_adapted_layers_are_the_top_share_and_at_least_one():
-    assert TrainConfig().adapted_layers(24) is None  # all of them
-    assert TrainConfig(upper_layers=0.5).adapted_layers(30) == list(range(15, 30))
+    assert TrainConfig(upper_layers=1).adapted_layers(24) is None  # all of them
+    assert TrainConfig().adapted_layers(30) == list(range(15, 30))  # the default: the upper half
     assert TrainConfig(upper_layers=0.01).adapted_layers(24) == [23]
 
 

@@ -51,8 +51,8 @@ def test_trained_adapter_has_what_vllm_loads(lab, sample):
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA"
     assert config["r"] in VLLM_MAX_LORA_RANKS and not config.get("rank_pattern")
-    # The Lab asks peft for "all-linear" (the default the fixture trains with); the saved config must name
-    # the layers it became, each one vLLM can adapt, and not the string itself.
+    # The Lab asks for "all-linear" (spelled out as the blocks' linear layers when only some blocks are
+    # adapted); the saved config must name the layers it became, each one vLLM can adapt, not the string.
     targets = config["target_modules"]
     assert isinstance(targets, list) and set(targets) == set().union(*LLAMA_MODULES.values())
     # What vLLM's PEFTHelper refuses: extra saved modules (embeddings, heads), DoRA, trained biases.
@@ -73,8 +73,10 @@ def test_trained_adapter_has_what_vllm_loads(lab, sample):
             expected_shape = (rank, fan_in) if half == "A" else (fan_out, rank)
             assert tuple(weights.get_slice(key).get_shape()) == expected_shape, key
             seen.add((int(layer), module, half))
-    # Every target layer of every block has both halves, and nothing else is in the file.
-    expected = {(n, m, h) for n in range(base["num_hidden_layers"]) for m in targets for h in "AB"}
+    # Every target layer of every adapted block (the upper half by default) has both halves, nothing else.
+    blocks = config.get("layers_to_transform") or range(base["num_hidden_layers"])
+    assert set(blocks) <= set(range(base["num_hidden_layers"]))
+    expected = {(n, m, h) for n in blocks for m in targets for h in "AB"}
     assert seen == expected
 
 

@@ -18,8 +18,10 @@ class TrainConfig:
     target_modules: str = field(
         default="all-linear", metadata={"help": "Layers that get adapters: all-linear, or names like q_proj,v_proj."}
     )
+    # The upper half by default: on both scenarios with the default model it trained 1.3x faster (backward
+    # stops halfway), decoded faster, and met 16 claims of 20 where all layers met 12 (docs/benchmarks.md).
     upper_layers: float = field(
-        default=1.0,
+        default=0.5,
         metadata={
             "help": "Share of the model's layers, counted from the top, that get adapters (1: all). Fewer "
             "train faster (backward stops at the lowest adapted layer) and answer faster."
