@@ -2,8 +2,10 @@
 
 import dataclasses
 import importlib.util
+import os
 
 import pytest
+import torch
 
 from core.common.model_catalog import BUNDLED_ALIAS, DEFAULT_MODEL, SMOLLM2, bundled_model, model_label
 from core.engine import model_store
@@ -53,3 +55,19 @@ def test_model_names():
     assert bundled_model("Qwen2.5-Coder-0.5B-Instruct").key == "qwen2.5-coder-0.5b"
     assert bundled_model("HuggingFaceTB/SmolLM2-360M-Instruct") is None
     assert model_label("some/hub-id") == "some/hub-id" and model_label("smollm2-135m") == SMOLLM2.name
+
+
+def test_int8_weights_are_kept_per_dtype_and_per_version_of_the_weights(settings, tmp_path):
+    """Int8 rows are quantized from the weights as loaded: a bfloat16 load must not reuse float32's,
+    and a model converted afresh must not reuse the old file."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"weights")
+    float32 = model_store.int8_cache_path(settings, str(folder), torch.float32)
+    assert float32 == model_store.int8_cache_path(settings, str(folder), torch.float32)
+    assert float32.parent == settings.data_dir / "models" / "int8"
+    assert float32 != model_store.int8_cache_path(settings, str(folder), torch.bfloat16)
+    os.utime(weights, ns=(1, 1))
+    assert float32 != model_store.int8_cache_path(settings, str(folder), torch.float32)
+    assert model_store.int8_cache_path(settings, str(tmp_path / "hub-id-without-files"), torch.float32) is None
