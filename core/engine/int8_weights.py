@@ -42,6 +42,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 _RANGE_ENDS = torch.tensor([[1.0, -1.0]])  # appended to every normalised row: its range is always [-1, 1]
+CACHE_FORMAT = "int8-rows-v1"  # the cache file's layout (core.engine.model_store names the file): change it to make every cache stale
 # Sibling layers a decoder block feeds the same tensor (Llama, Qwen2, Mistral names): one product for each set.
 SHARED_INPUT_LAYERS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
@@ -124,22 +125,26 @@ def quantize_linear_layers(model: torch.nn.Module, cache: Path | None = None) ->
 
 @contextmanager
 def _opened_cache(cache: Path | None, product_sets: dict[str, list]):
-    """The cache file, open, when it holds int8 rows of the right shape for every product set; else None
-    (missing, unreadable, or from another model: the caller quantizes afresh and rewrites it)."""
+    """The cache file, open (and closed afterwards), when it holds int8 rows of the right shape for every
+    product set; else None (missing, unreadable, or from another model: the caller quantizes afresh)."""
     if cache is None or not cache.exists():
         yield None
         return
     try:
         file = safe_open(str(cache), framework="pt")
-        for key, layers in product_sets.items():
-            rows, columns = sum(layer.out_features for layer in layers), layers[0].in_features
-            fits = file.get_slice(f"{key}.int8").get_shape() == [rows, columns + _RANGE_ENDS.shape[1]]
-            if not fits or file.get_slice(f"{key}.scale").get_shape() != [rows]:
-                file = None
-                break
+        fits = all(_fits(file, key, layers) for key, layers in product_sets.items())
     except Exception:  # any unreadable file means: quantize afresh
-        file = None
-    yield file
+        yield None
+        return
+    with file:
+        yield file if fits else None
+
+
+def _fits(file, key: str, layers: list) -> bool:
+    rows, columns = sum(layer.out_features for layer in layers), layers[0].in_features
+    return file.get_slice(f"{key}.int8").get_shape() == [rows, columns + _RANGE_ENDS.shape[1]] and (
+        file.get_slice(f"{key}.scale").get_shape() == [rows]
+    )
 
 
 def _write_cache(cache: Path, computed: dict) -> None:

@@ -200,17 +200,16 @@ def load_model(settings: Settings, dtype: torch.dtype | None = None) -> LoadedMo
     )
 
 
-INT8_FORMAT = "int8-rows-v1"  # core.engine.int8_weights' layout: change it to make every cache stale
-
-
 def int8_cache_path(settings: Settings, source: str, dtype: torch.dtype) -> Path | None:
     """The int8 weights' file for a local model folder loaded in `dtype` (int8 rows are quantized from the
     weights as loaded), named after the folder and its weight files' sizes and times: a model converted
     afresh gets a new one. None for a model without local safetensors (it is quantized at each start)."""
+    from core.engine.int8_weights import CACHE_FORMAT
+
     weights = sorted(Path(source).glob("*.safetensors"))
     if not weights:
         return None
     stamp = "|".join(
-        [INT8_FORMAT, str(dtype), *(f"{w.resolve()}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)]
+        [CACHE_FORMAT, str(dtype), *(f"{w.resolve()}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)]
     )
     return settings.data_dir / "models" / "int8" / f"{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.safetensors"
