@@ -22,6 +22,7 @@ from core.training.adapters import METADATA_FILE, AdapterInfo, publish, staging_
 from core.training.datasets import load_chat_dataset
 from core.training.estimate import FINISH_S, RecentRate, seconds_for, validation_passes_left
 from core.training.forgetting import check_forgetting
+from core.training.frozen_layers import FrozenLayerOutputs, frozen_layer_outputs
 from core.training.train_config import TrainConfig
 
 IGNORE = -100
@@ -154,6 +155,7 @@ def train_adapter(
     )
     model = get_peft_model(loaded.model, lora)
     model.train()
+    frozen = frozen_layer_outputs(model.get_base_model().model, layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
@@ -184,11 +186,10 @@ def train_adapter(
             labelled = sum(sum(label != IGNORE for label in labels[1:]) for _, labels in batch)
             batch_loss = 0.0
             for part in micro_batches(batch, MICRO_BATCH_TOKENS):
-                inputs = _collate(part, tokenizer.pad_token_id, device)
-                loss_sum, _ = _assistant_loss(model, inputs)
+                loss_sum, _ = _assistant_loss(model, part, frozen, tokenizer.pad_token_id, device)
                 (loss_sum / labelled).backward()
                 batch_loss += loss_sum.item() / labelled
-                tokens_seen += int(inputs["attention_mask"].sum())
+                tokens_seen += sum(len(ids) for ids, _ in part)
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
@@ -197,7 +198,7 @@ def train_adapter(
             elapsed = time.perf_counter() - train_started
             last_of_epoch = step % steps_per_epoch == 0 or step == total_steps
             if last_of_epoch and val_set:
-                val_loss = _validation_loss(model, val_set, tokenizer.pad_token_id, device)
+                val_loss = _validation_loss(model, val_set, frozen, tokenizer.pad_token_id, device)
             history.append(
                 {
                     "step": step,
@@ -299,11 +300,17 @@ def micro_batches(batch: list, max_tokens: int) -> list[list]:
     return parts + [current]
 
 
-def _assistant_loss(peft_model, inputs: dict) -> tuple[torch.Tensor, int]:
-    """Summed next-token loss on labelled positions only, and how many there were. The vocabulary
-    projection (a fifth of the model's compute) runs just where a label exists."""
+def _assistant_loss(
+    peft_model, part: list, frozen: FrozenLayerOutputs, pad_id: int, device: str
+) -> tuple[torch.Tensor, int]:
+    """Summed next-token loss of a micro-batch on labelled positions only, and how many there were.
+    The vocabulary projection (a fifth of the model's compute) runs just where a label exists; the
+    frozen lower layers run once per example (core.training.frozen_layers)."""
     causal_lm = peft_model.get_base_model()
-    hidden = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    inputs = _collate(part, pad_id, device)
+    with frozen.running(part):
+        hidden = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    hidden = hidden.last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE
     logits = causal_lm.lm_head(hidden[:, :-1][keep])
@@ -311,12 +318,12 @@ def _assistant_loss(peft_model, inputs: dict) -> tuple[torch.Tensor, int]:
 
 
 @torch.no_grad()
-def _validation_loss(model, val_set, pad_id, device) -> float:
+def _validation_loss(model, val_set, frozen: FrozenLayerOutputs, pad_id, device) -> float:
     """Mean loss per labelled token over the validation set."""
     model.eval()
     total, count = 0.0, 0
     for part in micro_batches(val_set, MICRO_BATCH_TOKENS):
-        loss_sum, labelled = _assistant_loss(model, _collate(part, pad_id, device))
+        loss_sum, labelled = _assistant_loss(model, part, frozen, pad_id, device)
         total, count = total + loss_sum.item(), count + labelled
     model.train()
     return round(total / max(1, count), 4)

@@ -1,0 +1,93 @@
+"""Frozen lower layers run once per example in training: their output is kept and reused by later passes.
+
+With adapters on the upper layers only, the layers below the lowest adapted one never change while
+training runs, so their output for an example is the same in every epoch and validation pass. The
+first pass over an example keeps the input of the lowest adapted layer (without padding); a later
+micro-batch whose examples are all kept skips the lower layers and starts there. The sums are the
+same; only the rounding of a lower layer's products may differ with another padded width.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+KEEP_BYTES = 1 << 30  # kept outputs at most (the sample: ~100 MB for Qwen2.5-0.5B); the rest is recomputed
+
+
+class _PassThrough(torch.nn.Module):
+    """Stands in for a lower decoder layer whose output is already known: returns its input as is."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
+
+
+class FrozenLayerOutputs:
+    """Keeps, per example, the input of decoder layer `first_adapted` and feeds it back in later
+    passes (first_adapted 0: keeps nothing, every pass runs every layer)."""
+
+    def __init__(self, layers: torch.nn.ModuleList, first_adapted: int, max_bytes: int = KEEP_BYTES):
+        self.layers = layers
+        self.first_adapted = first_adapted
+        self.bytes_left = max_bytes
+        self.kept: dict[tuple[int, ...], torch.Tensor] = {}  # token ids -> (tokens, hidden) input of first_adapted
+
+    @contextmanager
+    def running(self, part: list) -> Iterator[None]:
+        """Within: the decoder computes `part` (examples as (ids, labels), right-padded to the longest)
+        starting at the lowest adapted layer if every example's input there is kept, else from the
+        embeddings, keeping what it computes while the budget lasts."""
+        if not self.first_adapted:
+            yield
+            return
+        keys = [tuple(ids) for ids, _ in part]
+        first = self.layers[self.first_adapted]
+        if all(key in self.kept for key in keys):
+            hook = first.register_forward_pre_hook(self._feeder(keys), with_kwargs=True)
+            lower = list(self.layers[: self.first_adapted])
+            for index in range(self.first_adapted):
+                self.layers[index] = _PassThrough()
+        else:
+            hook = first.register_forward_pre_hook(self._keeper(keys), with_kwargs=True)
+            lower = []
+        try:
+            yield
+        finally:
+            hook.remove()
+            for index, layer in enumerate(lower):
+                self.layers[index] = layer
+
+    def _keeper(self, keys):
+        def keep(_module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            for row, key in enumerate(keys):
+                size = len(key) * hidden.shape[-1] * hidden.element_size()
+                if key not in self.kept and size <= self.bytes_left:
+                    self.kept[key] = hidden[row, : len(key)].detach().clone()
+                    self.bytes_left -= size
+
+        return keep
+
+    def _feeder(self, keys):
+        def feed(_module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            kept = torch.zeros_like(hidden)  # padded positions: nothing real attends to them
+            for row, key in enumerate(keys):
+                kept[row, : len(key)] = self.kept[key]
+            if args:
+                return (kept, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": kept}
+
+        return feed
+
+
+def frozen_layer_outputs(decoder, adapted_layers: list[int] | None) -> FrozenLayerOutputs:
+    """The keeper for a decoder with adapters on `adapted_layers` (None: all). It keeps nothing where
+    every layer is adapted or the lower layers are not deterministic (dropout)."""
+    first = adapted_layers[0] if adapted_layers else 0
+    random_lower = getattr(decoder.config, "attention_dropout", 0.0) or any(
+        isinstance(module, torch.nn.Dropout) and module.p > 0
+        for layer in decoder.layers[:first]
+        for module in layer.modules()
+    )
+    return FrozenLayerOutputs(decoder.layers, 0 if random_lower else first)
