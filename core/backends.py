@@ -5,8 +5,6 @@ instead of branching on the backend in every method. Both give every mode the sa
 from collections.abc import Callable
 from pathlib import Path
 
-import openai
-
 from core.answers.chat_model import LocalChatModel
 from core.answers.compare import ComparisonStream, ConcurrentComparisonStream
 from core.answers.modes import AnswerStream, build_chain
@@ -14,6 +12,7 @@ from core.answers.remote_model import (
     answer_cost,
     check_openai_settings,
     describe_error,
+    is_server_error,
     remote_chat_model,
     server_label,
 )
@@ -132,7 +131,7 @@ class ServerBackend:
 
     def error_words(self) -> Callable[[Exception], str | None]:
         """Server failures become the answer's error: one column fails, not the page."""
-        return lambda error: describe_error(error, self.settings) if isinstance(error, openai.OpenAIError) else None
+        return lambda error: describe_error(error, self.settings) if is_server_error(error) else None
 
     def finish_steps(self) -> list[Callable[[Answer], None]]:
         return [self._price]

@@ -4,15 +4,18 @@ Base and RAG use `openai_model`; fine-tuned and hybrid use `openai_finetuned_mod
 id, or the name of a LoRA adapter that vLLM serves next to its base model). Every mode gets the same
 decoding settings and seed. The openai client retries rate limits (429), timeouts, dropped
 connections and 5xx answers itself, with exponential backoff, `openai_max_retries` times.
+The openai client is imported where it is used: the embedded model's answers never pay its import
+(~1 s of the cold start).
 """
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import openai
-from langchain_openai import ChatOpenAI
 
 from core.common.settings import DEFAULT_PRICES, Settings
 from core.common.vocabulary import Decoding
+
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -41,7 +44,9 @@ def server_label(settings: Settings) -> str:
     return url.netloc or url.path
 
 
-def remote_chat_model(settings: Settings, model: str, decoding: Decoding) -> ChatOpenAI:
+def remote_chat_model(settings: Settings, model: str, decoding: Decoding) -> "ChatOpenAI":
+    from langchain_openai import ChatOpenAI
+
     check_openai_settings(settings)
     return ChatOpenAI(
         model=model,
@@ -76,9 +81,18 @@ def answer_cost(settings: Settings, model: str, prompt_tokens: int, completion_t
     return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
 
 
+def is_server_error(error: Exception) -> bool:
+    """Whether the error came from the openai client (the server, or the way to it)."""
+    import openai
+
+    return isinstance(error, openai.OpenAIError)
+
+
 def describe_error(error: Exception, settings: Settings) -> str:
     """One sentence a user can act on. Server messages are included only with the key scrubbed out
     (some servers echo the key they refused)."""
+    import openai
+
     server = server_label(settings)
     if isinstance(error, openai.AuthenticationError):
         return f"The server at {server} refused the API key (401). Check LAB_OPENAI_API_KEY."

@@ -15,7 +15,7 @@ a figure its sources state ("up to 25 km/h") is anchored in them, so rewording t
 ("the motor keeps helping") does not either.
 """
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from functools import cache
 
 from core.answers.figure_check import withheld_reply
 from core.common.vocabulary import RETRIEVAL_MODES, Answer
@@ -23,14 +23,22 @@ from core.knowledge.lexical_index import tokenize
 from core.text.facts import extract_facts
 from core.text.refusals import is_decline
 
-_STOP_STEMS = {stem for words in tokenize(sorted(ENGLISH_STOP_WORDS)) for stem in words} | {"yes"}
+
+@cache
+def _stop_stems() -> frozenset[str]:
+    # imported here: scikit-learn takes ~1 s to import, which a base answer need not wait for (a
+    # retrieval answer has it already: sentence-transformers imports it)
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset({stem for words in tokenize(sorted(ENGLISH_STOP_WORDS)) for stem in words} | {"yes"})
 
 
 def unknown_topic_words(answer: str, question: str, vocabulary: set[str]) -> list[str]:
     """The question's content words the answer repeats and `vocabulary` (the knowledge base's stemmed
     words) lacks, as the question writes them."""
     stems = set(tokenize([answer])[0]) & set(tokenize([question])[0])
-    unknown = {s for s in stems if s not in vocabulary and s not in _STOP_STEMS and not any(c.isdigit() for c in s)}
+    stop = _stop_stems()
+    unknown = {s for s in stems if s not in vocabulary and s not in stop and not any(c.isdigit() for c in s)}
     return [word for word in question.replace("?", " ").split() if _stem(word) in unknown]
 
 
