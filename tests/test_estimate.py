@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from core.common.model_catalog import QWEN_CODER
 from core.training.adapters import METADATA_FILE
 from core.training.estimate import (
     DEFAULT_TOKENS_PER_S,
@@ -104,3 +105,10 @@ def test_the_measured_rate_is_the_newest_run_of_the_same_model(tmp_path):
 
 def test_without_a_run_the_default_rate_shrinks_with_the_model(tmp_path):
     assert measured_tokens_per_s(tmp_path, "cpu", "Big", 540_000_000) == DEFAULT_TOKENS_PER_S["cpu"] / 4
+
+
+def test_without_a_run_a_bundled_model_takes_its_own_measured_rate(tmp_path):
+    # a scaled SmolLM2 rate said ~23 minutes for Qwen's first launch, which takes ~5
+    assert measured_tokens_per_s(tmp_path, "cpu", QWEN_CODER.name, 494_000_000) == QWEN_CODER.training_tokens_per_s
+    _adapter(tmp_path, "mine", QWEN_CODER.name, 90.0)
+    assert measured_tokens_per_s(tmp_path, "cpu", QWEN_CODER.name, 494_000_000) == 90.0

