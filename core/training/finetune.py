@@ -227,6 +227,7 @@ def train_adapter(
                 )
 
     train_seconds = time.perf_counter() - train_started
+    del frozen  # its kept inputs (up to KEEP_BYTES) serve training only, not the forgetting check
     forgetting = None
     if config.check_forgetting:
         on_phase("Checking general knowledge (forgetting)")
@@ -309,8 +310,8 @@ def _assistant_loss(
     causal_lm = peft_model.get_base_model()
     inputs = _collate(part, pad_id, device)
     with frozen.running(part):
-        hidden = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-    hidden = hidden.last_hidden_state
+        output = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    hidden = output.last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE
     logits = causal_lm.lm_head(hidden[:, :-1][keep])
