@@ -11,6 +11,7 @@ import pytest
 
 from core.answers.prompts import grounded_messages
 from core.common.vocabulary import Decoding
+from core.engine.batch_decoder import DecodeBatch
 from core.engine.engine import DoneEvent, Row, TextEvent
 from core.engine.model_store import model_source
 from tests.support.reference import reference_generate, reference_model
@@ -104,3 +105,46 @@ def test_a_caller_that_stops_listening_frees_the_engine(lab, sample):
     next(event for event in stream if isinstance(event, TextEvent))
     stream.close()
     assert run_rows(lab.engine, [plain], DECODING)[0] == run_rows(lab.engine, [plain], DECODING)[0] != ""
+
+
+def test_a_short_prompt_streams_before_a_long_one_in_its_request_is_read(lab, sample, monkeypatch):
+    """Rows wait for their prefill one step at a time, the shortest first: a compare's base column
+    streams while its RAG prompt is still being prefilled, and both answers stay what they are alone."""
+    rows = mode_rows(lab, sample, QUESTIONS[0])
+    long_first = [rows["rag"], rows["base"]]
+    alone = [run_rows(lab.engine, [row])[0] for row in long_first]
+    steps: list[list[int]] = []  # the request's rows (by index) in each decoding step
+    step = DecodeBatch.step
+
+    def recorded_step(batch):
+        steps.append([row.index for row in batch.rows])
+        return step(batch)
+
+    monkeypatch.setattr(DecodeBatch, "step", recorded_step)
+    assert run_rows(lab.engine, long_first) == alone
+    assert steps[:2] == [[1], [1, 0]]  # the short row decoded its first token alone, then the long one joined
+
+
+def test_a_row_that_cannot_run_fails_its_own_request_only(lab, sample):
+    """A request whose second row names an adapter that is not loaded gets the error; its first row leaves
+    the batch, and another caller's answer decoding beside it is what it is alone."""
+    plain = mode_rows(lab, sample, QUESTIONS[1])["base"]
+    alone = run_rows(lab.engine, [plain])[0]
+    other: list[str] = []
+    first_piece = threading.Event()
+
+    def other_caller() -> None:
+        text = ""
+        for event in lab.engine.stream_rows([plain], DECODING):
+            if isinstance(event, TextEvent):
+                text += event.text
+                first_piece.set()
+        other.append(text)
+
+    thread = threading.Thread(target=other_caller)
+    thread.start()
+    assert first_piece.wait(timeout=300)
+    with pytest.raises(ValueError, match="not loaded"):
+        run_rows(lab.engine, [plain, Row(plain.messages, "no-such-adapter")])
+    thread.join()
+    assert other == [alone]

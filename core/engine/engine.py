@@ -212,8 +212,13 @@ class Engine:
 
     def _serve(self) -> None:
         """The worker: runs one batch at a time, taking in new requests between steps. Requests with
-        other sampling settings wait for the running batch to end."""
+        other sampling settings wait for the running batch to end. A request's rows wait in `waiting`
+        for their prefill; each step is preceded by PREFILL_TOKENS_PER_STEP tokens of prefill at most
+        (and always one row), shortest prompts first: a compare's base and fine-tuned columns start
+        streaming while its RAG prompts are still being read, and a long prompt delays the rows already
+        decoding by one prefill, not by all of a request's."""
         held: list[_Request] = []
+        waiting: list[tuple[_Request, int]] = []  # (request, row index): rows of this batch not yet prefilled
         batch: DecodeBatch | None = None
         closing = False
         while True:
@@ -232,14 +237,14 @@ class Engine:
                 closing = closing or request is _STOP
                 if request is not _STOP:
                     held.append(request)
-            joining = [request for request in held if request.decoding.batch_key == batch.decoding.batch_key]
+            for request in [request for request in held if request.decoding.batch_key == batch.decoding.batch_key]:
+                waiting += [(request, index) for index in request.prefill_order()]
             held = [request for request in held if request.decoding.batch_key != batch.decoding.batch_key]
             produced, ended = [], []
             if self.budget:  # torch's thread count is per thread: the worker sets its own
                 self.budget.apply()
             with self._lock, torch.inference_mode():
-                for request in joining:
-                    self._join(batch, request)
+                self._prefill_next(batch, waiting)
                 batch.drop([row for row in batch.rows if row.owner.cancelled.is_set()])
                 if batch.rows:
                     try:
@@ -252,17 +257,25 @@ class Engine:
                 row.owner.tokens.put((row.index, token, False))
             for row, cut_off in ended:
                 row.owner.tokens.put((row.index, None, cut_off))
-            if not batch.rows:
+            if not batch.rows and not waiting:
                 batch = None
 
-    def _join(self, batch: DecodeBatch, request: "_Request") -> None:
-        """Prefills the request's rows and adds them to the batch; a failure fails this request only."""
-        if request.cancelled.is_set():  # its caller left while it waited
-            return
-        try:
-            for index, (row, prompt, shared) in enumerate(
-                zip(request.rows, request.prompts, request.shared_lengths, strict=True)
-            ):
+    def _prefill_next(self, batch: DecodeBatch, waiting: list[tuple["_Request", int]]) -> None:
+        """Prefills the next waiting rows and adds them to the batch: one row, and more while their prompts
+        fit in PREFILL_TOKENS_PER_STEP. A failure fails that row's request only (its other rows too)."""
+        spent = 0
+        while waiting:
+            request, index = waiting[0]
+            if request.cancelled.is_set():  # its caller left, or one of its rows failed
+                waiting.pop(0)
+                continue
+            prompt, shared = request.prompts[index], request.shared_lengths[index]
+            if spent and spent + len(prompt) - shared > PREFILL_TOKENS_PER_STEP:
+                return
+            waiting.pop(0)
+            spent += len(prompt) - shared
+            row = request.rows[index]
+            try:
                 if row.adapter and row.adapter not in self.adapters:
                     raise ValueError(f"The adapter {row.adapter!r} is not loaded.")
                 adapter = row.adapter or BASE_ADAPTER
@@ -270,9 +283,10 @@ class Engine:
                     request, index, adapter, request.decoding.max_new_tokens, request.decoding.min_new_tokens
                 )
                 batch.join(live, prompt, batch.prefill(prompt, adapter, shared))
-        except Exception as error:
-            batch.drop([row for row in batch.rows if row.owner is request])
-            request.tokens.put(error)
+            except Exception as error:
+                batch.drop([row for row in batch.rows if row.owner is request])
+                request.cancelled.set()  # its rows still waiting are skipped
+                request.tokens.put(error)
 
     def stream(self, messages: list[dict], adapter: str | None, decoding: Decoding) -> Iterator[str | GenerationStats]:
         """One conversation: yields text pieces, then its GenerationStats."""
@@ -285,6 +299,9 @@ class EngineClosed(RuntimeError):
 
 
 _STOP = object()  # put in the request queue by close()
+# Prompt tokens prefilled between two steps, beyond the first row: a compare's two short prompts join
+# together (about 20 new tokens each); a RAG prompt (about 400) waits for the next step.
+PREFILL_TOKENS_PER_STEP = 128
 
 
 @dataclass
@@ -297,3 +314,7 @@ class _Request:
     shared_lengths: list[int]  # per row: leading tokens (the system prompt) worth the prefix cache
     tokens: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def prefill_order(self) -> list[int]:
+        """Row indices, the fewest tokens to prefill first (the cached system prompt costs nothing)."""
+        return sorted(range(len(self.rows)), key=lambda i: len(self.prompts[i]) - self.shared_lengths[i])
