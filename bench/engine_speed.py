@@ -26,14 +26,12 @@ import torch
 
 from bench.run_info import run_info
 from core.answers.compare import Column
-from core.common.model_catalog import bundled_model
 from core.common.scenario import load_scenario
 from core.common.settings import Settings
 from core.common.vocabulary import MODES, Decoding
 from core.engine.engine import Row, TextEvent
-from core.engine.model_store import checked_gguf
+from core.jobs import get_job
 from core.lab import Lab
-from core.training.finetune import train_adapter
 from core.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,16 +90,34 @@ def interleaved_medians(first, second, runs: int = RUNS) -> tuple[float, float]:
 
 
 def read_bandwidth_gbs() -> float:
-    """Streaming read bandwidth: summing a 1 GB array, both cores, median of 5."""
-    data = torch.ones(256 * 1024 * 1024, dtype=torch.float32)
+    """Streaming read bandwidth: summing a 1 GB array on every core, median of 5."""
+    return measured_apart(BANDWIDTH, str(ENGINE_THREADS))
+
+
+BANDWIDTH = """
+import statistics, sys, time
+import torch
+torch.set_num_threads(int(sys.argv[1]))
+data = torch.ones(256 * 1024 * 1024, dtype=torch.float32)
+data.sum()
+def once():
+    started = time.perf_counter()
     data.sum()
+    return data.numel() * 4 / (time.perf_counter() - started) / 1e9
+print("RESULT", statistics.median(once() for _ in range(5)), flush=True)
+"""
 
-    def once() -> float:
-        started = time.perf_counter()
-        data.sum()
-        return data.numel() * 4 / (time.perf_counter() - started) / 1e9
 
-    return median_of(once, 5)
+def measured_apart(script: str, *args: str) -> float | None:
+    """Runs a measurement in a process of its own and returns the number it prints after RESULT (None
+    if it prints none). Run here instead, anything that starts its own OpenMP threads on this process's
+    main thread (llama.cpp, torch on every core) leaves them beside the engine worker's: after
+    llama.cpp had decoded here, the engine decoded Qwen at 8.8 tok/s against 11.2 (core.engine.cpu_budget)."""
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True)
+    result = next((line.split()[1] for line in done.stdout.splitlines() if line.startswith("RESULT")), None)
+    if done.returncode != 0 and result is None:
+        raise RuntimeError(f"A measurement in its own process failed: {done.stderr[-2000:]}")
+    return None if result in (None, "None") else float(result)
 
 
 def engine_decode_rate(lab: Lab, messages: list[dict], adapter: str | None) -> float:
@@ -115,30 +131,38 @@ def engine_decode_rate(lab: Lab, messages: list[dict], adapter: str | None) -> f
 
 
 def llama_cpp_decode_rate(model_key: str, prompt: str, eos_token_id: int) -> float | None:
-    """The same measurement with llama.cpp on the model's bundled GGUF and the same number of threads."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        return None
-    bundled = bundled_model(model_key)
-    if bundled is None:
-        return None
-    llm = Llama(
-        model_path=str(checked_gguf(bundled, Path(tempfile.gettempdir()))),
-        n_threads=ENGINE_THREADS,
-        n_ctx=2048,
-        verbose=False,
-        seed=0,
+    """The same measurement with llama.cpp on the model's bundled GGUF and the same number of threads,
+    in a process of its own; None without llama-cpp-python."""
+    return measured_apart(
+        LLAMA_CPP, model_key, prompt, str(eos_token_id), str(ENGINE_THREADS), str(NEW_TOKENS), str(RUNS)
     )
 
-    def once() -> float:
-        stamps = []
-        for _ in llm(prompt, max_tokens=NEW_TOKENS, temperature=0, logit_bias={eos_token_id: -1e9}, stream=True):
-            stamps.append(time.perf_counter())
-        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
-    once()
-    return median_of(once)
+LLAMA_CPP = """
+import statistics, sys, tempfile, time
+from pathlib import Path
+from core.common.model_catalog import bundled_model
+from core.engine.model_store import checked_gguf
+model_key, prompt, eos_token_id, threads, new_tokens, runs = sys.argv[1:]
+try:
+    from llama_cpp import Llama
+except ImportError:
+    print("RESULT None")
+    raise SystemExit
+bundled = bundled_model(model_key)
+if bundled is None:
+    print("RESULT None")
+    raise SystemExit
+llm = Llama(model_path=str(checked_gguf(bundled, Path(tempfile.gettempdir()))), n_threads=int(threads), n_ctx=2048,
+            verbose=False, seed=0)
+def once():
+    stamps = []
+    for _ in llm(prompt, max_tokens=int(new_tokens), temperature=0, logit_bias={int(eos_token_id): -1e9}, stream=True):
+        stamps.append(time.perf_counter())
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+once()
+print("RESULT", statistics.median(once() for _ in range(int(runs))), flush=True)
+"""
 
 
 def first_token_s(lab: Lab, scenario, mode: str, question: str) -> float:
@@ -215,6 +239,19 @@ def cold_start(data_dir: Path, question: str) -> tuple[float, float]:
     return first, rss_kb / 1024 / 1024
 
 
+def train_in_job(lab: Lab, scenario) -> float:
+    """Trains the adapter as the app does, in a job process, and returns the job's wall time. Trained in
+    this process instead, the main thread would keep its own OpenMP threads beside the engine worker's
+    (core.engine.cpu_budget): every step after it measured 1.3-1.8x slower (Qwen, 100 -> 137 ms float32,
+    39 -> 68 ms int8), a cost the app never pays."""
+    job_id = lab.submit_training(scenario, TrainConfig(max_steps=6, batch_size=4, val_fraction=0.0))
+    while (job := get_job(lab.settings, job_id)).active:
+        time.sleep(0.5)
+    if job.status != "succeeded":
+        raise SystemExit(f"Training the bench's adapter failed: {job.message}")
+    return job.finished_at - job.started_at
+
+
 def meets(targets: dict, name: str, value: float | None) -> bool | None:
     if value is None:
         return None
@@ -227,11 +264,9 @@ def main() -> None:
     (data_dir / "models").symlink_to((ROOT / ".lab" / "models").resolve())
     settings = Settings(data_dir=data_dir)
     scenario = load_scenario(SCENARIO)
-    train_started = time.perf_counter()
-    adapter = train_adapter(settings, scenario, TrainConfig(max_steps=6, batch_size=4, val_fraction=0.0))
-    train_wall = time.perf_counter() - train_started
     lab = Lab(settings)
     lab.ensure_ingested(scenario)
+    train_wall = train_in_job(lab, scenario)
     adapter = lab.load_adapter(scenario)
     engine = lab.engine
     messages = [{"role": "system", "content": scenario.system_prompt}, {"role": "user", "content": QUESTIONS[0]}]
@@ -248,9 +283,8 @@ def main() -> None:
     lab.decoding = lambda: FIXED  # single answers use the same fixed-length decoding as the batch
     one_mode = median_of(lambda: _wall(lambda: lab.ask(scenario, "base", QUESTIONS[0]).collect()))
     columns = [Column(mode) for mode in MODES]
-    four_modes = median_of(
-        lambda: _wall(lambda: lab.compare(scenario, columns, QUESTIONS[0], decoding=FIXED).collect())
-    )
+    compares = [compare_times(lab, scenario, columns, QUESTIONS[0]) for _ in range(RUNS)]
+    four_modes, first_column, last_column = (statistics.median(run[i] for run in compares) for i in range(3))
     one_user = median_of(lambda: concurrent_wall(lab, scenario, QUESTIONS[:1]), 2)
     four_users = median_of(lambda: concurrent_wall(lab, scenario, QUESTIONS[:4]), 2)
     del lab.decoding
@@ -286,6 +320,7 @@ def main() -> None:
         "llama_cpp_tok_s": round(llama_rate, 1) if llama_rate else None,
         "one_mode_wall_s": round(one_mode, 2),
         "compare_four_wall_s": round(four_modes, 2),
+        "compare_first_text_s": [round(first_column, 2), round(last_column, 2)],
         "one_user_wall_s": round(one_user, 2),
         "four_users_wall_s": round(four_users, 2),
         "training_tokens_per_s": adapter.metadata["tokens_per_s"],
@@ -305,6 +340,16 @@ def main() -> None:
     print(table)
     _write_docs(table)
     print(f"wrote {out} and docs/benchmarks.md", file=sys.stderr)
+
+
+def compare_times(lab: Lab, scenario, columns: list[Column], question: str) -> tuple[float, float, float]:
+    """(wall, first text of the first column to show any, first text of the last column) of one compare."""
+    started = time.perf_counter()
+    first_text: dict[int, float] = {}
+    for piece in lab.compare(scenario, columns, question, decoding=FIXED):
+        if piece.text:
+            first_text.setdefault(piece.column, time.perf_counter() - started)
+    return time.perf_counter() - started, min(first_text.values()), max(first_text.values())
 
 
 def _wall(run) -> float:
@@ -356,6 +401,11 @@ def render_table(configurations: list[dict], kb: dict) -> str:
             lambda r: (
                 f"{r['compare_four_wall_s']} ÷ {r['one_mode_wall_s']} s = **{r['ratios']['compare_four_over_one']}**"
             ),
+        ),
+        (
+            "   compare: first text of the first / last column (s)",
+            None,
+            lambda r: " / ".join(str(s) for s in r["compare_first_text_s"]) if "compare_first_text_s" in r else "—",
         ),
         (
             "4. RAG time to first token, median of 5 (s)",
