@@ -8,6 +8,7 @@ its batch (test_row_invariance)."""
 import threading
 
 import pytest
+import torch
 
 from core.answers.prompts import grounded_messages
 from core.common.vocabulary import Decoding
@@ -148,3 +149,36 @@ def test_a_row_that_cannot_run_fails_its_own_request_only(lab, sample):
         run_rows(lab.engine, [plain, Row(plain.messages, "no-such-adapter")])
     thread.join()
     assert other == [alone]
+
+
+def test_a_prompt_prefilled_again_with_an_adapter_runs_only_the_layers_it_adapts(lab, sample):
+    """Hybrid after RAG (one prompt, another adapter): the layers below the adapter's do not run again,
+    and the cache is bit for bit the one a whole prefill gives."""
+    engine = lab.engine
+    adapter = lab.load_adapter(sample).engine_name
+    first = engine.lora.untouched_below()
+    assert first > 0  # the sample adapter leaves the lower layers alone: the check can fail
+    messages = mode_rows(lab, sample, QUESTIONS[0])["rag"].messages
+    prompt = engine.encode(messages, DECODING.max_new_tokens)[0]
+    shared = engine._system_prompt_length(messages, prompt)
+    layers = engine.model.get_decoder().layers
+    lowest = layers[0]
+    calls: list[int] = []
+    with engine._lock, torch.inference_mode():
+
+        def fresh_batch() -> DecodeBatch:
+            return DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, engine.prefixes)
+
+        whole = fresh_batch().prefill(prompt, adapter, shared)
+        batch = fresh_batch()
+        batch.prefill(prompt, None, shared)  # the RAG row
+        hook = lowest.register_forward_hook(lambda *_: calls.append(1))
+        try:
+            reused = batch.prefill(prompt, adapter, shared)  # the hybrid row
+        finally:
+            hook.remove()
+    assert calls == []
+    assert layers[0] is lowest  # the lower layers are back in place
+    assert len(reused.layers) == len(whole.layers) == len(layers)
+    for ours, theirs in zip(reused.layers, whole.layers, strict=True):
+        assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)

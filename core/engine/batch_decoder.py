@@ -10,7 +10,8 @@ per-step machinery, and with three things generate() cannot do:
 Each prompt is prefilled alone, all but its last token (no compute goes to padding); its cache is
 left-padded to the batch's width and its last token runs in the next step with everyone else's.
 The keys and values of a prompt's shared beginning (the system prompt, per adapter) are kept and
-reused, so a RAG question prefills only its sources and question.
+reused, so a RAG question prefills only its sources and question; a prompt prefilled again with another
+adapter (a compare's hybrid row after its RAG row) runs only the adapted layers (core.engine.lower_layers).
 """
 
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor, Tempera
 from transformers.cache_utils import DynamicLayer
 
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
+from core.engine.lower_layers import LowerLayerReuse
 
 
 class _BufferLayer(DynamicLayer):
@@ -122,6 +124,8 @@ class DecodeBatch:
         self.eos_token_id = eos_token_id
         self.decoding = decoding
         self.rows: list[LiveRow] = []
+        decoder = model.get_decoder()
+        self.lower_layers = LowerLayerReuse(decoder.layers) if hasattr(decoder, "layers") else None
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [batch, width]: 1 where the cache holds a real token
         self.next_tokens: torch.Tensor | None = None  # [batch]: the token each row feeds next
@@ -154,8 +158,15 @@ class DecodeBatch:
                 self.prefixes.put(adapter, head, layers)
             cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)  # copies: the entry stays intact
         ids = torch.tensor([prompt[len(head) : -1]], device=device)
-        # logits_to_keep=1: the vocabulary projection of the prompt tokens would be thrown away
-        return self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
+
+        def forward():
+            # logits_to_keep=1: the vocabulary projection of the prompt tokens would be thrown away
+            return self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
+
+        if self.lower_layers is None:
+            return forward()
+        # the same prompt prefilled just before (a compare's RAG row, then its hybrid row): from the adapted layers up
+        return self.lower_layers.prefill((tuple(prompt), len(head)), self.lora.untouched_below(), forward)
 
     def join(self, row: LiveRow, prompt: list[int], cache: DynamicCache) -> None:
         """Adds a prefilled row; its last prompt token runs in the next step."""

@@ -10,6 +10,7 @@ same. A step with no adapter rows touches no LoRA weight.
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,14 @@ class LoraRuntime:
         for layer in [layer for layer in self._hooked if layer not in needed]:
             self._hooked.pop(layer).remove()
 
+    def untouched_below(self) -> int:
+        """How many of the decoder's first layers no loaded adapter changes (core.engine.lower_layers);
+        0 with no adapter loaded, or one that changes a layer outside the numbered decoder layers."""
+        indices = [_decoder_layer(name) for weights in self.adapters.values() for name in weights.layers]
+        if not indices or None in indices:
+            return 0
+        return min(indices)
+
     def route(self, row_adapters: list[str]) -> None:
         """Sets which adapter each row of the next forward uses (BASE_ADAPTER: none)."""
         distinct = list(dict.fromkeys(name for name in row_adapters if name != BASE_ADAPTER))
@@ -120,6 +129,12 @@ class LoraRuntime:
             return output
 
         return add_lora
+
+
+def _decoder_layer(name: str) -> int | None:
+    """The decoder layer a module belongs to ("model.layers.12.mlp.up_proj" -> 12), or None."""
+    found = re.search(r"\.layers\.(\d+)\.", f".{name}")
+    return int(found.group(1)) if found else None
 
 
 def _delta(x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor, float]) -> torch.Tensor:

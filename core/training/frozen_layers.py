@@ -15,7 +15,7 @@ import torch
 KEEP_BYTES = 1 << 30  # kept outputs at most (the sample: ~100 MB for Qwen2.5-0.5B); the rest is recomputed
 
 
-class _PassThrough(torch.nn.Module):
+class PassThrough(torch.nn.Module):
     """Stands in for a lower decoder layer whose output is already known: returns its input as is."""
 
     def forward(self, hidden_states, *args, **kwargs):
@@ -46,7 +46,7 @@ class FrozenLayerOutputs:
             hook = first.register_forward_pre_hook(self._feeder(keys), with_kwargs=True)
             lower = list(self.layers[: self.first_adapted])
             for index in range(self.first_adapted):
-                self.layers[index] = _PassThrough()
+                self.layers[index] = PassThrough()
         else:
             hook = first.register_forward_pre_hook(self._keeper(keys), with_kwargs=True)
             lower = []
