@@ -15,7 +15,13 @@ from collections.abc import Callable
 
 import torch
 
-from core.training.frozen_layers import PassThrough
+
+class PassThrough(torch.nn.Module):
+    """Stands in for a lower decoder layer whose output is already known (here and in training,
+    core.training.frozen_layers): returns its input as is."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
 
 
 class LowerLayerReuse:

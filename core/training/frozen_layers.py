@@ -12,14 +12,9 @@ from contextlib import contextmanager
 
 import torch
 
+from core.engine.lower_layers import PassThrough
+
 KEEP_BYTES = 1 << 30  # kept outputs at most (the sample: ~100 MB for Qwen2.5-0.5B); the rest is recomputed
-
-
-class PassThrough(torch.nn.Module):
-    """Stands in for a lower decoder layer whose output is already known: returns its input as is."""
-
-    def forward(self, hidden_states, *args, **kwargs):
-        return hidden_states
 
 
 class FrozenLayerOutputs:
