@@ -221,21 +221,23 @@ print("RSS_KB", peak.split()[1], flush=True)
 def cold_start(data_dir: Path, question: str) -> tuple[float, float]:
     """(seconds from process start to the first answer token, peak RSS in GB after all four modes)."""
     started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-c", COLD_START, str(data_dir), str(SCENARIO), question],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    first, rss_kb = None, None
-    for line in child.stdout:
-        if line.startswith("FIRST"):
-            first = time.perf_counter() - started
-        elif line.startswith("RSS_KB"):
-            rss_kb = int(line.split()[1])
-    if child.wait() != 0 or first is None or rss_kb is None:
-        raise RuntimeError("The cold-start process failed.")
+    with tempfile.TemporaryFile(mode="w+") as errors:  # a file, not a pipe: a full pipe would stall the child
+        child = subprocess.Popen(
+            [sys.executable, "-c", COLD_START, str(data_dir), str(SCENARIO), question],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        first, rss_kb = None, None
+        for line in child.stdout:
+            if line.startswith("FIRST"):
+                first = time.perf_counter() - started
+            elif line.startswith("RSS_KB"):
+                rss_kb = int(line.split()[1])
+        if child.wait() != 0 or first is None or rss_kb is None:
+            errors.seek(0)
+            raise RuntimeError(f"The cold-start process failed (exit {child.returncode}): {errors.read()[-3000:]}")
     return first, rss_kb / 1024 / 1024
 
 

@@ -5,6 +5,8 @@ running batch, and rows leave when nobody listens. Concurrent callers: test_sess
 The reference (tests/support/reference.py) uses the engine's kernels, which make a row's result independent of
 its batch (test_row_invariance)."""
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -15,6 +17,7 @@ from core.common.vocabulary import Decoding
 from core.engine.batch_decoder import DecodeBatch
 from core.engine.engine import DoneEvent, Row, TextEvent
 from core.engine.model_store import model_source
+from tests.conftest import ROOT
 from tests.support.reference import reference_generate, reference_model
 
 pytestmark = pytest.mark.model
@@ -182,3 +185,26 @@ def test_a_prompt_prefilled_again_with_an_adapter_runs_only_the_layers_it_adapts
     assert len(reused.layers) == len(whole.layers) == len(layers)
     for ours, theirs in zip(reused.layers, whole.layers, strict=True):
         assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
+
+
+EXIT_SCRIPT = """
+import atexit
+from core.common.settings import Settings
+from core.common.vocabulary import Decoding
+from core.engine.engine import Row
+from core.lab import Lab
+engine = Lab(Settings()).engine
+list(engine.stream_rows([Row([{"role": "user", "content": "Hello"}])], Decoding(max_new_tokens=4)))
+worker = engine._worker
+atexit._run_exitfuncs()  # what the interpreter runs at exit, before it stops the daemon threads
+print("WORKER_ALIVE", worker.is_alive())
+"""
+
+
+@pytest.mark.process
+def test_the_worker_ends_before_the_interpreter_shuts_down():
+    """A daemon worker stopped mid-call by the interpreter's shutdown can abort the process
+    (pytorch/pytorch#38228): the engine ends its worker at exit instead."""
+    result = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "WORKER_ALIVE False" in result.stdout
