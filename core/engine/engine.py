@@ -308,7 +308,8 @@ EXIT_WAIT_S = 5.0  # at exit, how long a worker still decoding may take to end
 def _stop_at_exit(engine_ref: weakref.ref) -> None:
     """Ends the engine's worker before the interpreter shuts down. A daemon thread still alive then is
     stopped where it stands, and inside a torch call that aborts the process ("terminate called without
-    an active exception", pytorch/pytorch#38228): 1 in 16 runs of the bench's cold-start script (Qwen int8), after its answers."""
+    an active exception", pytorch/pytorch#38228): 1 in 16 runs of the bench's cold-start script (Qwen
+    int8) ended so, after their answers."""
     engine = engine_ref()
     if engine is None or engine._worker is None:
         return
