@@ -8,20 +8,58 @@ and the lower layers' keys and values; the next prefill of the same tokens (same
 runs only the layers above, from that input, and takes the lower layers' keys and values as they are.
 Same inputs through the same kernels: its cache and first token are bit for bit what a full prefill
 gives (tests/test_engine_worker.py compares every mode's answer with generate()'s). With an adapter on
-every layer nothing is kept.
+every layer nothing is kept. Training skips its frozen lower layers with the same two context managers
+(`seeing_input`, `starting_at`; core.training.frozen_layers).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
 
 class PassThrough(torch.nn.Module):
-    """Stands in for a lower decoder layer whose output is already known (here and in training,
-    core.training.frozen_layers): returns its input as is."""
+    """Stands in for a lower decoder layer whose output is already known: returns its input as is."""
 
     def forward(self, hidden_states, *args, **kwargs):
         return hidden_states
+
+
+@contextmanager
+def seeing_input(layers: torch.nn.ModuleList, first: int, see: Callable[[torch.Tensor], None]) -> Iterator[None]:
+    """Within: `see` is given the input of layer `first` each time that layer runs."""
+    hook = layers[first].register_forward_pre_hook(
+        lambda _module, args, kwargs: see(_hidden(args, kwargs)), with_kwargs=True
+    )
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
+@contextmanager
+def starting_at(
+    layers: torch.nn.ModuleList, first: int, replace: Callable[[torch.Tensor], torch.Tensor]
+) -> Iterator[None]:
+    """Within: the layers below `first` pass their input through unchanged, and layer `first` takes
+    replace(its input) instead of it. The layers are back in place afterwards."""
+
+    def feed(_module, args, kwargs):
+        hidden = replace(_hidden(args, kwargs))
+        if args:
+            return (hidden, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hidden}
+
+    below = list(layers[:first])
+    hook = layers[first].register_forward_pre_hook(feed, with_kwargs=True)
+    for index in range(first):
+        layers[index] = PassThrough()
+    try:
+        yield
+    finally:
+        hook.remove()
+        for index, layer in enumerate(below):
+            layers[index] = layer
 
 
 class LowerLayerReuse:
@@ -39,41 +77,19 @@ class LowerLayerReuse:
             self._kept = None
             return forward()
         if self._kept is not None and self._kept[0] == (key, first):
-            return self._from_kept(first, forward)
-        kept_input: list[torch.Tensor] = []
-        hook = self.layers[first].register_forward_pre_hook(
-            lambda _module, args, kwargs: kept_input.append(_hidden(args, kwargs)), with_kwargs=True
-        )
-        try:
+            _, hidden, lower = self._kept
+            with starting_at(self.layers, first, lambda _computed: hidden):
+                cache = forward()
+            for layer, (keys, values) in zip(cache.layers, lower, strict=False):  # the lower layers: as before
+                if not layer.is_initialized:
+                    layer.lazy_initialization(keys, values)
+                layer.keys, layer.values = keys, values
+            return cache
+        seen: list[torch.Tensor] = []
+        with seeing_input(self.layers, first, seen.append):
             cache = forward()
-        finally:
-            hook.remove()
         lower = [(cache.layers[index].keys, cache.layers[index].values) for index in range(first)]
-        self._kept = ((key, first), kept_input[0], lower)
-        return cache
-
-    def _from_kept(self, first: int, forward: Callable):
-        _, hidden, lower = self._kept
-
-        def feed(_module, args, kwargs):
-            if args:
-                return (hidden, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": hidden}
-
-        below = list(self.layers[:first])
-        hook = self.layers[first].register_forward_pre_hook(feed, with_kwargs=True)
-        for index in range(first):
-            self.layers[index] = PassThrough()
-        try:
-            cache = forward()
-        finally:
-            hook.remove()
-            for index, layer in enumerate(below):
-                self.layers[index] = layer
-        for layer, (keys, values) in zip(cache.layers, lower, strict=False):  # the lower layers: as computed before
-            if not layer.is_initialized:
-                layer.lazy_initialization(keys, values)
-            layer.keys, layer.values = keys, values
+        self._kept = ((key, first), seen[0], lower)
         return cache
 
 

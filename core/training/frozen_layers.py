@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import torch
 
-from core.engine.lower_layers import PassThrough
+from core.engine.lower_layers import seeing_input, starting_at
 
 KEEP_BYTES = 1 << 30  # kept outputs at most (the sample: ~100 MB for Qwen2.5-0.5B); the rest is recomputed
 
@@ -36,44 +36,25 @@ class FrozenLayerOutputs:
             yield
             return
         keys = [tuple(ids) for ids, _ in part]
-        first = self.layers[self.first_adapted]
         if all(key in self.kept for key in keys):
-            hook = first.register_forward_pre_hook(self._feeder(keys), with_kwargs=True)
-            lower = list(self.layers[: self.first_adapted])
-            for index in range(self.first_adapted):
-                self.layers[index] = PassThrough()
+            with starting_at(self.layers, self.first_adapted, lambda hidden: self._kept_inputs(keys, hidden)):
+                yield
         else:
-            hook = first.register_forward_pre_hook(self._keeper(keys), with_kwargs=True)
-            lower = []
-        try:
-            yield
-        finally:
-            hook.remove()
-            for index, layer in enumerate(lower):
-                self.layers[index] = layer
+            with seeing_input(self.layers, self.first_adapted, lambda hidden: self._keep(keys, hidden)):
+                yield
 
-    def _keeper(self, keys):
-        def keep(_module, args, kwargs):
-            hidden = args[0] if args else kwargs["hidden_states"]
-            for row, key in enumerate(keys):
-                size = len(key) * hidden.shape[-1] * hidden.element_size()
-                if key not in self.kept and size <= self.bytes_left:
-                    self.kept[key] = hidden[row, : len(key)].detach().clone()
-                    self.bytes_left -= size
+    def _keep(self, keys: list[tuple], hidden: torch.Tensor) -> None:
+        for row, key in enumerate(keys):
+            size = len(key) * hidden.shape[-1] * hidden.element_size()
+            if key not in self.kept and size <= self.bytes_left:
+                self.kept[key] = hidden[row, : len(key)].detach().clone()
+                self.bytes_left -= size
 
-        return keep
-
-    def _feeder(self, keys):
-        def feed(_module, args, kwargs):
-            hidden = args[0] if args else kwargs["hidden_states"]
-            kept = torch.zeros_like(hidden)  # padded positions: nothing real attends to them
-            for row, key in enumerate(keys):
-                kept[row, : len(key)] = self.kept[key]
-            if args:
-                return (kept, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": kept}
-
-        return feed
+    def _kept_inputs(self, keys: list[tuple], hidden: torch.Tensor) -> torch.Tensor:
+        kept = torch.zeros_like(hidden)  # padded positions: nothing real attends to them
+        for row, key in enumerate(keys):
+            kept[row, : len(key)] = self.kept[key]
+        return kept
 
 
 def frozen_layer_outputs(decoder, adapted_layers: list[int] | None) -> FrozenLayerOutputs:
