@@ -12,6 +12,8 @@ left-padded to the batch's width and its last token runs in the next step with e
 The keys and values of a prompt's shared beginning (the system prompt, per adapter) are kept and
 reused, so a RAG question prefills only its sources and question; a prompt prefilled again with another
 adapter (a compare's hybrid row after its RAG row) runs only the adapted layers (core.engine.lower_layers).
+A step of the bundled models goes through core.engine.decode_step: the same ops as the model's forward,
+without its per-call plumbing.
 """
 
 from collections import OrderedDict
@@ -21,6 +23,7 @@ import torch
 from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper
 from transformers.cache_utils import DynamicLayer
 
+from core.engine.decode_step import decode_step, fits_decode_step
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.lower_layers import LowerLayerReuse
 
@@ -126,6 +129,7 @@ class DecodeBatch:
         self.rows: list[LiveRow] = []
         decoder = model.get_decoder()
         self.lower_layers = LowerLayerReuse(decoder.layers) if hasattr(decoder, "layers") else None
+        self.lean_steps = fits_decode_step(model)  # core.engine.decode_step, else the model's own forward
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [batch, width]: 1 where the cache holds a real token
         self.next_tokens: torch.Tensor | None = None  # [batch]: the token each row feeds next
@@ -219,14 +223,18 @@ class DecodeBatch:
         batch = len(self.rows)
         self.mask = torch.cat([self.mask, torch.ones(batch, 1, dtype=torch.long, device=self.mask.device)], dim=1)
         self.lora.route([row.adapter for row in self.rows])
-        output = self.model(
-            input_ids=self.next_tokens[:, None],
-            attention_mask=self.mask,
-            position_ids=self.positions[:, None],
-            past_key_values=self.cache,
-            use_cache=True,
-        )
-        scores = output.logits[:, -1, :].to(copy=True, dtype=torch.float32)
+        if self.lean_steps:
+            starts = self.mask.argmax(dim=1).tolist()  # each row's first real token: the mask is 0s, then 1s
+            logits = decode_step(self.model, self.next_tokens, self.positions, self.cache, starts)
+        else:
+            logits = self.model(
+                input_ids=self.next_tokens[:, None],
+                attention_mask=self.mask,
+                position_ids=self.positions[:, None],
+                past_key_values=self.cache,
+                use_cache=True,
+            ).logits
+        scores = logits[:, -1, :].to(copy=True, dtype=torch.float32)
         penalise_repeats(scores, [row.generated for row in self.rows], self._penalty)
         for index, row in enumerate(self.rows):
             if len(row.generated) < row.min_new_tokens:

@@ -21,19 +21,24 @@ def row_by_row_sdpa(module, query, key, value, attention_mask, **kwargs):
     """transformers' SDPA forward, called per row for a decode step of several rows."""
     if query.shape[2] != 1:  # a prompt's prefill
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    starts = [0] * query.shape[0]
+    if attention_mask is not None:  # left padding: the row's keys are the last ones
+        valid = attention_mask[:, 0, -1]
+        valid = valid if valid.dtype == torch.bool else valid == 0
+        starts = valid.long().argmax(dim=1).tolist()
+    return attend_rows(module, query, key, value, starts, **kwargs), None
+
+
+def attend_rows(module, query, key, value, starts: list[int], **kwargs) -> torch.Tensor:
+    """A decode step's attention, each row over its own keys from `starts[row]` on, with the call it gets alone."""
     outputs = []
-    for row in range(query.shape[0]):
-        start = 0
-        if attention_mask is not None:  # left padding: the row's keys are the last ones
-            valid = attention_mask[row, 0, -1]
-            valid = valid if valid.dtype == torch.bool else valid == 0
-            start = int(valid.long().argmax())
+    for row, start in enumerate(starts):
         # Contiguous copies, as a row alone has: the same values in a strided query gave another bf16 output.
         keys = key[row : row + 1, :, start:].contiguous()
         values = value[row : row + 1, :, start:].contiguous()
         output, _ = sdpa_attention_forward(module, query[row : row + 1].contiguous(), keys, values, None, **kwargs)
         outputs.append(output)
-    return torch.cat(outputs), None
+    return torch.cat(outputs)
 
 
 def use_row_attention(model: torch.nn.Module) -> None:

@@ -1,0 +1,62 @@
+"""A decode step (one new token per row) through a Llama-shaped decoder, without transformers' per-call plumbing.
+
+At batch 1 about half of a step was Python around the torch ops. The model's own forward builds a
+4-D mask, threads keyword arguments through every layer, wraps outputs in dataclasses, and row
+attention (core.engine.row_attention) found each row's first key from that mask again in every layer.
+Here a step calls the same modules and the same torch functions in the same order (norms, linear
+layers with their LoRA hooks, the model's own rotary embedding, row attention), and finds each row's
+first key once: the logits are bit for bit the model's forward's (tests/test_decode_step.py checks it
+in the Lab's dtype, in int8, with adapters and padded rows). Measured on 2 cores (docs/benchmarks.md,
+"A leaner decode step"): a SmolLM2 int8 step 23.6 -> 19.8 ms, a Qwen int8 step 37.0 -> 34.3 ms.
+
+Only Llama and Qwen2 decoders, the bundled models' shapes, with row attention (CPU) take this path;
+any other model decodes through its own forward (`DecodeBatch` asks `fits_decode_step`).
+"""
+
+import sys
+
+import torch
+
+from core.engine.row_attention import ROW_ATTENTION, attend_rows
+
+# Families whose decoder layer is: norm, attention (q, k, v, o; rotary), residual, norm, gated MLP, residual.
+_LLAMA_SHAPED = ("llama", "qwen2")
+
+
+def fits_decode_step(model: torch.nn.Module) -> bool:
+    """Whether `decode_step` computes exactly what `model`'s own forward computes."""
+    config = model.config
+    if config.model_type not in _LLAMA_SHAPED or config._attn_implementation != ROW_ATTENTION:
+        return False
+    layers = model.get_decoder().layers
+    return all(getattr(layer.self_attn, "sliding_window", None) is None for layer in layers) and (
+        len(layers) == config.num_hidden_layers
+    )
+
+
+def decode_step(
+    model: torch.nn.Module, tokens: torch.Tensor, positions: torch.Tensor, cache, starts: list[int]
+) -> torch.Tensor:
+    """Logits [rows, 1, vocabulary] for one token per row (`tokens`, at `positions`), appending each
+    layer's keys and values to `cache` (a DynamicCache of left-padded rows). `starts[row]` is the
+    index of the row's first real key (0 without padding)."""
+    decoder = model.get_decoder()
+    rows = len(tokens)
+    rotate = sys.modules[type(decoder.layers[0].self_attn).__module__].apply_rotary_pos_emb  # the model's own
+    hidden = decoder.embed_tokens(tokens[:, None])
+    cos, sin = decoder.rotary_emb(hidden, position_ids=positions[:, None])
+    for index, layer in enumerate(decoder.layers):
+        attention = layer.self_attn
+        residual = hidden
+        hidden = layer.input_layernorm(hidden)
+        heads = (rows, 1, -1, attention.head_dim)
+        query = attention.q_proj(hidden).view(heads).transpose(1, 2)
+        keys = attention.k_proj(hidden).view(heads).transpose(1, 2)
+        values = attention.v_proj(hidden).view(heads).transpose(1, 2)
+        query, keys = rotate(query, keys, cos, sin)
+        keys, values = cache.layers[index].update(keys, values)
+        attended = attend_rows(attention, query, keys, values, starts, dropout=0.0, scaling=attention.scaling)
+        hidden = residual + attention.o_proj(attended.reshape(rows, 1, -1).contiguous())
+        residual = hidden
+        hidden = residual + layer.mlp(layer.post_attention_layernorm(hidden))
+    return model.lm_head(decoder.norm(hidden))
