@@ -30,6 +30,7 @@ from core.common.scenario import load_scenario
 from core.common.settings import Settings
 from core.common.vocabulary import MODES, Decoding
 from core.engine.engine import Row, TextEvent
+from core.engine.row_products import OneDnnProduct
 from core.jobs import get_job
 from core.lab import Lab
 from core.training.train_config import TrainConfig
@@ -72,6 +73,8 @@ def bytes_read_per_token(model: torch.nn.Module) -> int:
         if isinstance(layer, torch.nn.Linear):
             if layer.weight is not None:
                 total += layer.weight.numel() * layer.weight.element_size()
+            elif isinstance(layer.shared_product, OneDnnProduct):  # core.engine.row_products: float32, repacked
+                total += layer.in_features * layer.out_features * 4
             else:  # core.engine.int8_weights: a byte a weight (and 2 range columns), a double scale a row
                 total += (layer.in_features + 2 + 8) * layer.out_features
             if layer.bias is not None:

@@ -108,7 +108,7 @@ def layer_figures() -> None:
 
             figures = {
                 "float32": median_ms(lambda: torch.nn.functional.linear(x, weight)),
-                "Lab int8": median_ms(lambda: int8_product(lab_layer.int8, x)),
+                "Lab int8": median_ms(lambda: int8_product(lab_layer.shared_product, x)),
                 "fbgemm per row": median_ms(
                     lambda: [torch.ops.quantized.linear_dynamic(x[i : i + 1], packed, True) for i in range(count)]
                 ),

@@ -77,10 +77,10 @@ def _attention_projections(bias: bool) -> torch.nn.Module:
 def test_sibling_layers_share_one_product_and_give_what_each_gives_packed_alone(bias):
     shared, alone = _attention_projections(bias), _attention_projections(bias)
     assert quantize_linear_layers(shared) == 3
-    assert shared.q_proj.int8 is shared.k_proj.int8 is shared.v_proj.int8
+    assert shared.q_proj.shared_product is shared.k_proj.shared_product is shared.v_proj.shared_product
     for layer in (alone.q_proj, alone.k_proj, alone.v_proj):  # each packed on its own
         assert quantize_linear_layers(torch.nn.Sequential(layer)) == 1
-    assert alone.q_proj.int8 is not alone.k_proj.int8
+    assert alone.q_proj.shared_product is not alone.k_proj.shared_product
     with torch.inference_mode():
         for shape in ((3, 1, 576), (1, 7, 576)):
             x = torch.randn(shape)

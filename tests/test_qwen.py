@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 from core.answers.compare import Column
 from core.common.model_catalog import QWEN_CODER, SMOLLM2
 from core.common.vocabulary import MODES
+from core.engine.engine import use_batch_invariant_kernels
 from core.engine.model_store import checked_gguf, model_source, prepare_bundled_model
 from core.training.adapters import AdapterNotReady
 from core.training.finetune import train_adapter
@@ -98,10 +99,12 @@ def test_every_mode_answers_with_a_trained_adapter(qwen_lab, sample):
     alone = qwen_lab.ask(sample, "finetuned", QUESTION).collect()
     assert alone.text == stream.answers[MODES.index("finetuned")].text
 
-    # Round trip: loaded with plain peft, the saved adapter gives the engine's logits exactly.
+    # Round trip: loaded with plain peft, the saved adapter gives the engine's logits exactly (on the
+    # engine's kernels: Qwen's large float32 layers are packed for oneDNN, core/engine/row_products.py).
     engine = qwen_lab.engine
     base = AutoModelForCausalLM.from_pretrained(model_source(qwen_lab.settings)[0], dtype=engine.dtype)
     reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
+    use_batch_invariant_kernels(reloaded.get_base_model())  # the engine's kernels under peft's LoRA layers
     ids = torch.tensor([engine.encode([{"role": "user", "content": "Hi"}], 1)[0]])
     with torch.inference_mode():
         expected = reloaded(input_ids=ids).logits

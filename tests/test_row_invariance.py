@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from core.common.vocabulary import Decoding
+from core.engine import row_products
 from core.engine.engine import use_batch_invariant_kernels
 from core.engine.int8_weights import quantize_linear_layers
 from core.engine.model_store import model_source
@@ -23,10 +24,10 @@ DTYPES = [torch.float32, torch.bfloat16]
 
 @pytest.mark.parametrize(
     ("dtype", "quantization"),
-    [(torch.float32, "none"), (torch.bfloat16, "none"), (torch.float32, "int8")],
-    ids=["float32", "bfloat16", "int8"],
+    [(torch.float32, "none"), (torch.float32, "onednn"), (torch.bfloat16, "none"), (torch.float32, "int8")],
+    ids=["float32", "float32-onednn", "bfloat16", "int8"],
 )
-def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dtype, quantization):
+def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dtype, quantization, monkeypatch):
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
     layers = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -39,9 +40,7 @@ def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dt
         model(input_ids=torch.tensor([lab.engine.tokenizer.encode("Where is my order? It left on Monday.")]))
     for hook in hooks:
         hook.remove()
-    if quantization == "int8":
-        quantize_linear_layers(model)
-    use_batch_invariant_kernels(model)
+    with_engine_kernels(model, quantization, monkeypatch)
 
     differing = set()
     with torch.inference_mode():
@@ -53,6 +52,18 @@ def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dt
                 if not torch.equal(layer(batch)[position], alone):
                     differing.add(name.split(".")[-1])
     assert not differing
+
+
+def with_engine_kernels(model, quantization: str, monkeypatch) -> None:
+    """The engine's kernels; "onednn": every float32 layer packed for oneDNN, the small ones too (the
+    bundled SmolLM2's layers are all below the size the engine packs, Qwen's large ones above it)."""
+    if quantization == "int8":
+        quantize_linear_layers(model)
+    if quantization == "onednn":
+        monkeypatch.setattr(row_products, "MIN_PACKED_WEIGHTS", 0)
+    use_batch_invariant_kernels(model)
+    packed = [m for m in model.modules() if isinstance(getattr(m, "shared_product", None), row_products.OneDnnProduct)]
+    assert bool(packed) == (quantization == "onednn")  # the path under test is the one taken
 
 
 def assert_batched_equals_alone(lab: Lab, sample) -> None:
@@ -72,6 +83,35 @@ def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_
     assert_batched_equals_alone(other_lab, sample)
 
 
+def test_the_four_modes_batched_equal_each_mode_alone_with_every_layer_packed_for_onednn(lab, sample, monkeypatch):
+    monkeypatch.setattr(row_products, "MIN_PACKED_WEIGHTS", 0)
+    packed_lab = Lab(lab.settings.model_copy(update={"dtype": "float32"}))
+    gate = packed_lab.engine.model.get_decoder().layers[0].mlp.gate_proj
+    assert isinstance(gate.shared_product, row_products.OneDnnProduct) and gate.weight is None
+    assert_batched_equals_alone(packed_lab, sample)
+    # the packed layers' pages of the model file were given back: what stays resident is what is still read there
+    model = packed_lab.engine.model
+    still_read = sum(p.numel() * p.element_size() for p in model.parameters())  # the embedding, the norms
+    packed = sum(
+        getattr(m, "in_features", 0) * m.out_features * 4 for m in model.modules() if hasattr(m, "shared_product")
+    )
+    assert packed > still_read and resident_file_bytes(model.get_input_embeddings().weight) <= still_read + 2**20
+
+
+def resident_file_bytes(tensor: torch.Tensor) -> int:
+    """Resident bytes of the mapped file that holds `tensor` (/proc/self/smaps)."""
+    address, inside = tensor.data_ptr(), False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                low, high = (int(value, 16) for value in fields[0].split("-"))
+                inside = low <= address < high
+            elif inside and fields[0] == "Rss:":
+                return int(fields[1]) * 1024
+    raise AssertionError("the tensor is not in a mapped file")
+
+
 def test_the_four_modes_batched_equal_each_mode_alone_with_int8_weights(lab, sample):
     int8_lab = Lab(lab.settings.model_copy(update={"quantization": "int8"}))
     assert int8_lab.engine.quantization == "int8"
@@ -80,16 +120,14 @@ def test_the_four_modes_batched_equal_each_mode_alone_with_int8_weights(lab, sam
 
 @pytest.mark.parametrize(
     ("dtype", "quantization"),
-    [(torch.float32, "none"), (torch.bfloat16, "none"), (torch.float32, "int8")],
-    ids=["float32", "bfloat16", "int8"],
+    [(torch.float32, "none"), (torch.float32, "onednn"), (torch.bfloat16, "none"), (torch.float32, "int8")],
+    ids=["float32", "float32-onednn", "bfloat16", "int8"],
 )
-def test_a_rows_logits_do_not_depend_on_the_thread_count(lab, sample, dtype, quantization):
+def test_a_rows_logits_do_not_depend_on_the_thread_count(lab, sample, dtype, quantization, monkeypatch):
     """The app's engine changes its thread count when a job starts or ends (core/engine/cpu_budget.py)."""
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
-    if quantization == "int8":
-        quantize_linear_layers(model)
-    use_batch_invariant_kernels(model)
+    with_engine_kernels(model, quantization, monkeypatch)
     prompt = lab.engine.encode([{"role": "user", "content": "Where is my order? It left on Monday."}], 8)[0]
     threads = torch.get_num_threads()
     logits = {}

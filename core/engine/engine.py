@@ -31,7 +31,7 @@ from core.engine.int8_weights import quantize_linear_layers
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.model_store import LoadedModel
 from core.engine.row_attention import use_row_attention
-from core.engine.row_products import use_row_pair_products
+from core.engine.row_products import use_row_products
 
 __all__ = [
     "BASE_ADAPTER",
@@ -43,10 +43,11 @@ __all__ = [
 ]
 
 
-def use_batch_invariant_kernels(model) -> None:
-    """The products and attention that give a row the same result alone and in any batch, on CPU. On a
-    GPU the batched products round differently anyway, so attention keeps its one batched call there."""
-    use_row_pair_products(model)
+def use_batch_invariant_kernels(model, threads: int | None = None) -> None:
+    """The products and attention that give a row the same result alone and in any batch, on CPU, at the
+    engine's thread count (`threads`; default every core). On a GPU the batched products round
+    differently anyway, so attention keeps its one batched call there."""
+    use_row_products(model, threads)
     if model.device.type == "cpu":
         use_row_attention(model)
 
@@ -91,7 +92,7 @@ class Engine:
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
         self._closed = False
-        use_batch_invariant_kernels(self.model)
+        use_batch_invariant_kernels(self.model, budget.threads if budget else None)
         self.lora = LoraRuntime(self.model)
         self.prefixes = PrefixCache()  # system prompts' keys and values, per adapter
         atexit.register(_stop_at_exit, weakref.ref(self))  # a weak reference: a switched-out model is still freed

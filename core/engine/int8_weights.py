@@ -21,7 +21,7 @@ weighs most in a step; `torch._int_mm` took 11.8 against 9.1 ms there for one Qw
 against 13.6 for four.
 
 Layers that read the same input (q, k and v; gate and up) share one packed matrix and one product
-(Int8Product): the same columns, exactly, for fewer calls (a Qwen step 40 -> 37.5 ms). The int8 rows
+(Int8Product, core.engine.shared_products): the same columns, exactly, for fewer calls (a Qwen step 40 -> 37.5 ms). The int8 rows
 are kept in a file after the first quantization (`quantize_linear_layers(model, cache)`): later starts
 read them and never page in the float weights (Qwen: peak memory 3.9 -> 1.7 GB, engine build 7.1 ->
 3.4 s).
@@ -41,46 +41,29 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from core.engine.shared_products import SharedProduct, joined_bias, product_sets
+
 _RANGE_ENDS = torch.tensor([[1.0, -1.0]])  # appended to every normalised row: its range is always [-1, 1]
 CACHE_FORMAT = "int8-rows-v1"  # the cache file's layout (core.engine.model_store names the file): change it to make every cache stale
-# Sibling layers a decoder block feeds the same tensor (Llama, Qwen2, Mistral names): one product for each set.
-SHARED_INPUT_LAYERS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 
-class Int8Product:
+class Int8Product(SharedProduct):
     """The int8 weights of one linear layer, or of sibling layers that read the same input, packed as
-    one matrix (their rows one after another): one product serves them all, each layer taking its own
-    columns of the output. Every output column is its own exact int32 sum times its own scale, so a
-    layer's result is the same as with its weights packed alone; the set saves the products and input
-    scaling of the others (two of three for q, k and v)."""
+    one matrix (core.engine.shared_products): every output column is its own exact int32 sum times its
+    own scale, so a layer's result is the same as with its weights packed alone; the set saves the
+    products and input scaling of the others (two of three for q, k and v)."""
 
     def __init__(self, layers: list[torch.nn.Linear], int8: torch.Tensor, scale: torch.Tensor):
+        super().__init__(layers)
         with warnings.catch_warnings():  # qint8 tensors are deprecated; only the prepack step makes one
             warnings.simplefilter("ignore", UserWarning)
             zero = torch.zeros_like(scale, dtype=torch.long)
             quantized = torch._make_per_channel_quantized_tensor(int8, scale.double(), zero, 0)
         self.packed_int8 = torch.ops.quantized.linear_prepack(quantized, None)
-        biases = [layer.bias for layer in layers]
-        self.bias = None if biases[0] is None else torch.cat([bias.detach() for bias in biases])
-        self._members = {id(layer) for layer in layers}
-        # the last input and its output, until every layer of the set has taken its columns
-        self._input: torch.Tensor | None = None
-        self._output: torch.Tensor | None = None
-        self._waiting: set[int] = set()
+        self.bias = joined_bias(layers)
 
-    def output_for(self, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """`layer`'s output for `x`: the set's product, computed when a layer of the set first asks for
-        this input (the same tensor object), then sliced."""
-        if len(self._members) == 1:
-            return int8_product(self, x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
-        if x is not self._input or id(layer) not in self._waiting:
-            self._input, self._output = x, int8_product(self, x.reshape(-1, x.shape[-1]))
-            self._waiting = set(self._members)
-        self._waiting.discard(id(layer))
-        columns = self._output[:, layer.int8_columns].contiguous()
-        if not self._waiting:
-            self._input = self._output = None
-        return columns.reshape(*x.shape[:-1], -1)
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        return int8_product(self, x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
 def quantize_linear_layers(model: torch.nn.Module, cache: Path | None = None) -> int:
@@ -94,11 +77,11 @@ def quantize_linear_layers(model: torch.nn.Module, cache: Path | None = None) ->
     disk and pages them in only when read, so they stay out of memory (Qwen2.5-0.5B: 2 GB), and the
     conversion's seconds are spent once."""
     names = {id(module): name for name, module in model.named_modules()}
-    product_sets = {names[id(layers[0])]: layers for layers in _product_sets(model)}
+    sets = {names[id(layers[0])]: layers for layers in product_sets(model)}
     computed = {}
 
     def packed(key: str) -> Int8Product:
-        layers = product_sets[key]
+        layers = sets[key]
         if stored is not None:  # a set at a time: only the sets being packed are in memory at once
             int8, scale = stored.get_tensor(f"{key}.int8"), stored.get_tensor(f"{key}.scale")
         else:
@@ -108,23 +91,16 @@ def quantize_linear_layers(model: torch.nn.Module, cache: Path | None = None) ->
         return Int8Product(layers, int8, scale)
 
     # Packing runs single-threaded inside torch and releases the interpreter: one set per core at once.
-    with _opened_cache(cache, product_sets) as stored, ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        for key, product in zip(product_sets, pool.map(packed, product_sets), strict=True):
-            start = 0
-            for layer in product_sets[key]:
-                layer.int8 = product
-                layer.int8_columns = slice(start, start + layer.out_features)
-                start += layer.out_features
-                del layer.weight  # drops the float copy (a tied embedding keeps its own reference)
-                layer.weight = None
-                layer.forward = _int8_forward(layer)
+    with _opened_cache(cache, sets) as stored, ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        for key, product in zip(sets, pool.map(packed, sets), strict=True):
+            product.serve(sets[key])
     if computed:
         _write_cache(cache, computed)
-    return sum(len(layers) for layers in product_sets.values())
+    return sum(len(layers) for layers in sets.values())
 
 
 @contextmanager
-def _opened_cache(cache: Path | None, product_sets: dict[str, list]):
+def _opened_cache(cache: Path | None, sets: dict[str, list]):
     """The cache file, open (and closed afterwards), when it holds int8 rows of the right shape for every
     product set; else None (missing, unreadable, or from another model: the caller quantizes afresh)."""
     if cache is None or not cache.exists():
@@ -132,7 +108,7 @@ def _opened_cache(cache: Path | None, product_sets: dict[str, list]):
         return
     try:
         file = safe_open(str(cache), framework="pt")
-        fits = all(_fits(file, key, layers) for key, layers in product_sets.items())
+        fits = all(_fits(file, key, layers) for key, layers in sets.items())
     except Exception:  # any unreadable file means: quantize afresh
         yield None
         return
@@ -161,29 +137,6 @@ def _write_cache(cache: Path, computed: dict) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _product_sets(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
-    """The float linear layers, in sets that share one product: SHARED_INPUT_LAYERS siblings with the
-    same input size (and biases on all or none), every other layer alone."""
-    sets, placed = [], set()
-    for parent in model.modules():
-        children = dict(parent.named_children())
-        for names in SHARED_INPUT_LAYERS:
-            members = [children[name] for name in names if _float_linear(children.get(name))]
-            if (
-                len(members) > 1
-                and len({layer.in_features for layer in members}) == 1
-                and len({layer.bias is None for layer in members}) == 1
-            ):
-                sets.append(members)
-                placed.update(id(layer) for layer in members)
-    sets += [[module] for module in model.modules() if _float_linear(module) and id(module) not in placed]
-    return sets
-
-
-def _float_linear(module) -> bool:
-    return isinstance(module, torch.nn.Linear) and module.weight is not None
-
-
 def _int8_rows(weight: torch.Tensor, rows_at_once: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """The weight as int8 [out, in + 2] (the range columns zero) and its per-row scales, a block of rows
     at a time: float temporaries of the whole vocabulary projection would raise the peak memory."""
@@ -201,8 +154,8 @@ def _int8_rows(weight: torch.Tensor, rows_at_once: int = 4096) -> tuple[torch.Te
 
 def int8_weights(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """A quantized layer's int8 weights [out, in] and their per-row scales (what the tests check)."""
-    quantized, _ = torch.ops.quantized.linear_unpack(layer.int8.packed_int8)
-    rows = layer.int8_columns
+    quantized, _ = torch.ops.quantized.linear_unpack(layer.shared_product.packed_int8)
+    rows = layer.product_columns
     return quantized.int_repr()[rows, : layer.in_features], quantized.q_per_channel_scales()[rows].float()
 
 
@@ -215,10 +168,3 @@ def int8_product(product: Int8Product, rows: torch.Tensor) -> torch.Tensor:
     out = torch.ops.quantized.linear_dynamic(spanning, product.packed_int8, True) * row_scale
     out = out if product.bias is None else out + product.bias.float()
     return out.to(rows.dtype)
-
-
-def _int8_forward(layer: torch.nn.Module):
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return layer.int8.output_for(layer, x)
-
-    return forward

@@ -1,4 +1,4 @@
-"""Makes a decode step's linear layers give every row the result it gets alone, whatever the batch.
+"""Makes a decode step's linear layers give every row the result it gets alone, whatever the batch, on CPU.
 
 A CPU BLAS picks its kernel by shape: one row takes a matrix-vector kernel, several rows a matrix-
 matrix one, and the two sum in different orders. Measured on the bundled model's layers (float32 and
@@ -7,26 +7,166 @@ among others, and kernels for 3 to 10 rows disagree with each other in places. G
 such a difference into a different answer now and then, often in bfloat16, so a compare column
 could differ from its mode page for no reason of its own.
 
-Here a decode step (one new token per row) multiplies its rows in blocks of exactly two, padding an
-odd row with zeros: one shape, one kernel, and a row's result depends neither on its partner nor on
-its position (checked per layer in all four of those setups). Two rows cost about what one costs
-(a step's products: 14.0 against 12.4 ms alone in float32), and four rows as two pairs 28 ms against
-34 as one product of four. Prefill (one prompt's tokens) keeps the layer's own forward. On CUDA
-nothing changes: cuBLAS makes no such promise either way (README, "Same answer").
+float32, the CPU default: each large layer's weight is packed once for oneDNN's inner product
+(`torch.ops.mkldnn._reorder_linear_weight`, what PyTorch's CPU compiler uses), and a decode step's rows
+go through in blocks of at most four. oneDNN reads the weights once for up to four rows, so four rows
+cost about what one costs (Qwen's MLP, 40 layers' weights cycled out of cache: one row 25.9 ms, four
+29.8, where BLAS took 26.2 for a pair and 55.9 for four). For most layer shapes oneDNN gives a row the
+same sums in any block of one to four rows; where it does not (an MLP's down projection: one row takes
+another path), every block is padded to exactly four rows. Which shapes agree is checked when the model
+is packed (`_blocks_agree`), on this CPU, at the thread counts the engine runs: kernels differ by
+instruction set. The packed copy replaces the float weight, whose pages of the model file are given
+back (`_give_back`), so memory does not double. A prompt's tokens go through the same packed weights
+in one product. Small layers (all of SmolLM2's, Qwen's attention projections) keep the pairs below:
+there oneDNN's one row costs up to twice BLAS's.
+
+Other dtypes (bfloat16, float16) keep the layer's own product in blocks of exactly two rows, padding an
+odd row with zeros: one shape, one kernel (checked per layer in those setups). Two rows cost about
+what one costs, four rows twice. So does a tied output layer (SmolLM2's), whose weight is also the
+embedding. Int8 layers (core.engine.int8_weights) take each row on its own already. On CUDA nothing
+changes: cuBLAS makes no such promise either way (README, "Same answer").
 """
+
+import ctypes
+import mmap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-ROWS_PER_PRODUCT = 2
+from core.engine.cpu_budget import available_cores
+from core.engine.shared_products import SharedProduct, float_linear, joined_bias
+
+ROWS_PER_PRODUCT = 2  # the layer's own product: blocks of exactly two rows
+BLOCK_ROWS = 4  # oneDNN: blocks of at most four rows
+# oneDNN reads a small matrix slower than BLAS for one row (Qwen's 896x896: 150 against 75 us out of cache)
+# and a large one as fast; below this many weights a layer keeps its own product, in pairs.
+MIN_PACKED_WEIGHTS = 2**21
 
 
-def use_row_pair_products(model: torch.nn.Module) -> None:
-    """Swaps the forward of every nn.Linear in `model` for one that takes decode steps in pairs of rows.
-    Int8 layers (core.engine.int8_weights) already take each row on its own and are left as they are."""
+def use_row_products(model: torch.nn.Module, threads: int | None = None) -> None:
+    """Gives every float nn.Linear of a CPU `model` a decode-step product whose result for a row does not
+    depend on the other rows: oneDNN-packed in float32, else pairs of rows. `threads`: the engine's
+    thread count (default: every core)."""
+    if model.device.type != "cpu":
+        return
+    if model.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        _pack_for_onednn(model, sorted({1, threads or available_cores()}))
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and not hasattr(module, "_full_forward") and module.weight is not None:
+        if float_linear(module) and not hasattr(module, "_full_forward"):
             module._full_forward = module.forward
             module.forward = _pairwise_forward(module)
+
+
+class OneDnnProduct(SharedProduct):
+    """A layer's weight packed for oneDNN's inner product. (Siblings stay apart: one product of gate and up
+    took as long a step, and a prompt then paid for copying each layer's columns out.)"""
+
+    def __init__(self, layers: list[torch.nn.Linear], weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__(layers)
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, BLOCK_ROWS)
+        self.bias = bias
+        self.shape = (*weight.shape, bias is not None)
+        self.pad_blocks = True  # until `_blocks_agree` says a block of any size gives a row the same sums
+
+    def rows_through(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(rows, self.weight, self.bias, "none", [], "")
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        if x.dim() != 3 or x.shape[1] != 1:  # a prompt's tokens: one product
+            return self.rows_through(flat).reshape(*x.shape[:-1], -1)
+        rows = len(flat)
+        if self.pad_blocks and rows % BLOCK_ROWS:
+            flat = torch.cat([flat, flat.new_zeros(BLOCK_ROWS - rows % BLOCK_ROWS, flat.shape[1])])
+        blocks = [self.rows_through(flat[start : start + BLOCK_ROWS]) for start in range(0, len(flat), BLOCK_ROWS)]
+        out = blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+        return out[:rows].reshape(rows, 1, -1)
+
+
+def _pack_for_onednn(model: torch.nn.Module, thread_counts: list[int]) -> None:
+    output = model.get_output_embeddings()
+    tied = output is not None and output.weight is model.get_input_embeddings().weight
+    chosen = [
+        layer
+        for layer in model.modules()
+        if float_linear(layer)
+        and not (tied and layer is output)  # its weight is the embedding's too: a packed copy would hold it twice
+        and layer.weight.numel() >= MIN_PACKED_WEIGHTS  # smaller ones: pairs, below
+    ]
+    chosen.sort(key=lambda layer: -layer.weight.numel())  # the largest first, while the least is packed
+    mapped = _model_file_ranges()
+
+    def packed(layer: torch.nn.Linear) -> OneDnnProduct:
+        product = OneDnnProduct([layer], layer.weight.detach(), joined_bias([layer]))
+        _give_back(layer.weight, mapped)  # read once, never again
+        return product
+
+    # Packing runs inside torch and releases the interpreter: one layer per core at once.
+    with ThreadPoolExecutor(available_cores()) as pool:
+        products = list(pool.map(packed, chosen))
+        first_of_shape = {product.shape: product for product in reversed(products)}  # kernels are chosen by shape
+        agree = dict(
+            zip(
+                first_of_shape,
+                pool.map(lambda p: _blocks_agree(p, thread_counts), first_of_shape.values()),
+                strict=True,
+            )
+        )
+    for layer, product in zip(chosen, products, strict=True):
+        product.pad_blocks = not agree[product.shape]
+        product.serve([layer])
+
+
+def _blocks_agree(product: OneDnnProduct, thread_counts: list[int]) -> bool:
+    """Whether each of four rows gets the same sums alone as in blocks of two to four rows, at every
+    thread count (in a thread of its own: a thread keeps the OpenMP threads it has used, core.engine.cpu_budget)."""
+    rows = torch.randn(BLOCK_ROWS, product.shape[1], generator=torch.Generator().manual_seed(0))
+    verdict = []
+
+    def check():
+        agrees = True
+        with torch.inference_mode():
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                alone = [product.rows_through(rows[i : i + 1]) for i in range(BLOCK_ROWS)]
+                for size in range(2, BLOCK_ROWS + 1):
+                    block = product.rows_through(rows[:size])
+                    agrees &= all(torch.equal(block[i : i + 1], alone[i]) for i in range(size))
+        verdict.append(agrees)
+
+    thread = threading.Thread(target=check)
+    thread.start()
+    thread.join()
+    return bool(verdict and verdict[0])
+
+
+def _model_file_ranges() -> list[tuple[int, int]]:
+    """Address ranges where model weight files (safetensors) are mapped into this process."""
+    ranges = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                if len(fields) >= 6 and fields[5].endswith(".safetensors"):
+                    start, end = (int(value, 16) for value in fields[0].split("-"))
+                    ranges.append((start, end))
+    except OSError:
+        pass
+    return ranges
+
+
+def _give_back(weight: torch.Tensor, mapped: list[tuple[int, int]]) -> None:
+    """Drops the resident pages of a weight read from a mapped model file and no longer used: the packed
+    copy replaced it. Without this, the file's pages stay resident, and the model's memory doubles.
+    Only whole pages inside the weight, and only within a mapped file."""
+    start, size = weight.data_ptr(), weight.numel() * weight.element_size()
+    if not any(low <= start and start + size <= high for low, high in mapped):
+        return
+    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    end = (start + size) // mmap.PAGESIZE * mmap.PAGESIZE
+    if end > first:
+        ctypes.CDLL(None).madvise(ctypes.c_void_p(first), ctypes.c_size_t(end - first), mmap.MADV_DONTNEED)
 
 
 def _pairwise_forward(layer: torch.nn.Linear):
