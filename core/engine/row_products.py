@@ -14,8 +14,8 @@ cost about what one costs (Qwen's MLP, 40 layers' weights cycled out of cache: o
 29.8, where BLAS took 26.2 for a pair and 55.9 for four). For most layer shapes oneDNN gives a row the
 same sums in any block of one to four rows; where it does not (an MLP's down projection: one row takes
 another path), every block is padded to exactly four rows. Which shapes agree is checked when the model
-is packed (`_blocks_agree`), on this CPU, at the thread counts the engine runs: kernels differ by
-instruction set. The packed copy replaces the float weight, whose pages of the model file are given
+is packed (`_blocks_agree`), on this CPU, at the engine's thread count: kernels differ by instruction
+set. The packed copy replaces the float weight, whose pages of the model file are given
 back (`_give_back`), so memory does not double. A prompt's tokens go through the same packed weights
 in one product. Small layers (all of SmolLM2's, Qwen's attention projections) keep the pairs below:
 there oneDNN's one row costs up to twice BLAS's.
@@ -51,7 +51,7 @@ def use_row_products(model: torch.nn.Module, threads: int | None = None) -> None
     if model.device.type != "cpu":
         return
     if model.dtype == torch.float32 and torch.backends.mkldnn.is_available():
-        _pack_for_onednn(model, sorted({1, threads or available_cores()}))
+        _pack_for_onednn(model, threads or available_cores())
     for module in model.modules():
         if float_linear(module) and not hasattr(module, "_full_forward"):
             module._full_forward = module.forward
@@ -84,7 +84,7 @@ class OneDnnProduct(SharedProduct):
         return out[:rows].reshape(rows, 1, -1)
 
 
-def _pack_for_onednn(model: torch.nn.Module, thread_counts: list[int]) -> None:
+def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
     output = model.get_output_embeddings()
     tied = output is not None and output.weight is model.get_input_embeddings().weight
     chosen = [
@@ -109,7 +109,7 @@ def _pack_for_onednn(model: torch.nn.Module, thread_counts: list[int]) -> None:
         agree = dict(
             zip(
                 first_of_shape,
-                pool.map(lambda p: _blocks_agree(p, thread_counts), first_of_shape.values()),
+                pool.map(lambda p: _blocks_agree(p, threads), first_of_shape.values()),
                 strict=True,
             )
         )
@@ -118,21 +118,21 @@ def _pack_for_onednn(model: torch.nn.Module, thread_counts: list[int]) -> None:
         product.serve([layer])
 
 
-def _blocks_agree(product: OneDnnProduct, thread_counts: list[int]) -> bool:
-    """Whether each of four rows gets the same sums alone as in blocks of two to four rows, at every
-    thread count (in a thread of its own: a thread keeps the OpenMP threads it has used, core.engine.cpu_budget)."""
+def _blocks_agree(product: OneDnnProduct, threads: int) -> bool:
+    """Whether each of four rows gets the same sums alone as in blocks of two to four rows, at the engine's
+    thread count (which it keeps, core.engine.cpu_budget). Run in a thread of its own: a thread keeps the
+    OpenMP threads it has used."""
     rows = torch.randn(BLOCK_ROWS, product.shape[1], generator=torch.Generator().manual_seed(0))
     verdict = []
 
     def check():
         agrees = True
+        torch.set_num_threads(threads)
         with torch.inference_mode():
-            for threads in thread_counts:
-                torch.set_num_threads(threads)
-                alone = [product.rows_through(rows[i : i + 1]) for i in range(BLOCK_ROWS)]
-                for size in range(2, BLOCK_ROWS + 1):
-                    block = product.rows_through(rows[:size])
-                    agrees &= all(torch.equal(block[i : i + 1], alone[i]) for i in range(size))
+            alone = [product.rows_through(rows[i : i + 1]) for i in range(BLOCK_ROWS)]
+            for size in range(2, BLOCK_ROWS + 1):
+                block = product.rows_through(rows[:size])
+                agrees &= all(torch.equal(block[i : i + 1], alone[i]) for i in range(size))
         verdict.append(agrees)
 
     thread = threading.Thread(target=check)
