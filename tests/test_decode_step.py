@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
-from core.engine.batch_decoder import DecodeBatch, LiveRow
+from core.engine.batch_decoder import DecodeBatch, LiveRow, PrefixCache
 from core.engine.decode_step import fits_decode_step
 from core.engine.engine import use_batch_invariant_kernels
 from core.lab import Lab
@@ -21,7 +21,8 @@ def stepped_logits(engine, rows, lean: bool) -> tuple[list[torch.Tensor], list[l
     hook = engine.model.lm_head.register_forward_hook(lambda _m, _i, output: logits.append(output.clone()))
     try:
         with engine._lock, torch.inference_mode():
-            batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, engine.prefixes)
+            # its own prefix cache: prefixes prefilled on this thread's thread count stay out of the engine's
+            batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, PrefixCache())
             assert batch.lean_steps  # the bundled models take the lean path: the comparison can fail
             batch.lean_steps = lean
             live = []

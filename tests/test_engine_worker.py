@@ -14,7 +14,7 @@ import torch
 
 from core.answers.prompts import grounded_messages
 from core.common.vocabulary import Decoding
-from core.engine.batch_decoder import DecodeBatch
+from core.engine.batch_decoder import DecodeBatch, PrefixCache
 from core.engine.engine import DoneEvent, Row, TextEvent
 from core.engine.model_store import model_source
 from tests.conftest import ROOT
@@ -168,9 +168,10 @@ def test_a_prompt_prefilled_again_with_an_adapter_runs_only_the_layers_it_adapts
     lowest = layers[0]
     calls: list[int] = []
     with engine._lock, torch.inference_mode():
+        prefixes = PrefixCache()  # both heads prefilled here, on this thread's thread count, not the worker's
 
         def fresh_batch() -> DecodeBatch:
-            return DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, engine.prefixes)
+            return DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, prefixes)
 
         whole = fresh_batch().prefill(prompt, adapter, shared)
         batch = fresh_batch()

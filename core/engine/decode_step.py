@@ -7,7 +7,7 @@ Here a step calls the same modules and the same torch functions in the same orde
 layers with their LoRA hooks, the model's own rotary embedding, row attention), and finds each row's
 first key once: the logits are bit for bit the model's forward's (tests/test_decode_step.py checks it
 in the Lab's dtype, in int8, with adapters and padded rows). Measured on 2 cores (docs/benchmarks.md,
-"A leaner decode step"): a SmolLM2 int8 step 23.6 -> 19.8 ms, a Qwen int8 step 37.0 -> 34.3 ms.
+"A leaner decode step"): one row's step 1-3 ms shorter, e.g. SmolLM2 int8 23.3 -> 21.2 ms.
 
 Only Llama and Qwen2 decoders, the bundled models' shapes, with row attention (CPU) take this path;
 any other model decodes through its own forward (`DecodeBatch` asks `fits_decode_step`).

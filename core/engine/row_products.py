@@ -94,7 +94,8 @@ def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
         and not (tied and layer is output)  # its weight is the embedding's too: a packed copy would hold it twice
         and layer.weight.numel() >= MIN_PACKED_WEIGHTS  # smaller ones: pairs, below
     ]
-    chosen.sort(key=lambda layer: -layer.weight.numel())  # the largest first, while the least is packed
+    # the largest first: its float weight and its packed copy are both in memory while little else is
+    chosen.sort(key=lambda layer: -layer.weight.numel())
     mapped = _model_file_ranges()
 
     def packed(layer: torch.nn.Linear) -> OneDnnProduct:
