@@ -29,19 +29,19 @@ changes: cuBLAS makes no such promise either way (README, "Same answer").
 
 import ctypes
 import mmap
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from core.engine.cpu_budget import available_cores
-from core.engine.shared_products import SharedProduct, float_linear, joined_bias
+from core.engine.shared_products import SharedProduct, float_linear
 
 ROWS_PER_PRODUCT = 2  # the layer's own product: blocks of exactly two rows
 BLOCK_ROWS = 4  # oneDNN: blocks of at most four rows
 # oneDNN reads a small matrix slower than BLAS for one row (Qwen's 896x896: 150 against 75 us out of cache)
 # and a large one as fast; below this many weights a layer keeps its own product, in pairs.
 MIN_PACKED_WEIGHTS = 2**21
+_LIBC = ctypes.CDLL(None)  # the C library this process runs on: madvise
 
 
 def use_row_products(model: torch.nn.Module, threads: int | None = None) -> None:
@@ -62,11 +62,11 @@ class OneDnnProduct(SharedProduct):
     """A layer's weight packed for oneDNN's inner product. (Siblings stay apart: one product of gate and up
     took as long a step, and a prompt then paid for copying each layer's columns out.)"""
 
-    def __init__(self, layers: list[torch.nn.Linear], weight: torch.Tensor, bias: torch.Tensor | None):
-        super().__init__(layers)
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, BLOCK_ROWS)
-        self.bias = bias
-        self.shape = (*weight.shape, bias is not None)
+    def __init__(self, layer: torch.nn.Linear):
+        super().__init__([layer])
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), BLOCK_ROWS)
+        self.bias = None if layer.bias is None else layer.bias.detach()
+        self.shape = (layer.out_features, layer.in_features, layer.bias is not None)
         self.pad_blocks = True  # until `_blocks_agree` says a block of any size gives a row the same sums
 
     def rows_through(self, rows: torch.Tensor) -> torch.Tensor:
@@ -99,11 +99,12 @@ def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
     mapped = _model_file_ranges()
 
     def packed(layer: torch.nn.Linear) -> OneDnnProduct:
-        product = OneDnnProduct([layer], layer.weight.detach(), joined_bias([layer]))
+        product = OneDnnProduct(layer)
         _give_back(layer.weight, mapped)  # read once, never again
         return product
 
-    # Packing runs inside torch and releases the interpreter: one layer per core at once.
+    # Packing runs inside torch and releases the interpreter: one layer per core at once. The pool's
+    # threads end with it, and the OpenMP threads they used with them (core.engine.cpu_budget).
     with ThreadPoolExecutor(available_cores()) as pool:
         products = list(pool.map(packed, chosen))
         first_of_shape = {product.shape: product for product in reversed(products)}  # kernels are chosen by shape
@@ -121,25 +122,14 @@ def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
 
 def _blocks_agree(product: OneDnnProduct, threads: int) -> bool:
     """Whether each of four rows gets the same sums alone as in blocks of two to four rows, at the engine's
-    thread count (which it keeps, core.engine.cpu_budget). Run in a thread of its own: a thread keeps the
-    OpenMP threads it has used."""
+    thread count (which it keeps, core.engine.cpu_budget). Sets the calling thread's count: call it from
+    a thread that ends afterwards (the packing pool's)."""
     rows = torch.randn(BLOCK_ROWS, product.shape[1], generator=torch.Generator().manual_seed(0))
-    verdict = []
-
-    def check():
-        agrees = True
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            alone = [product.rows_through(rows[i : i + 1]) for i in range(BLOCK_ROWS)]
-            for size in range(2, BLOCK_ROWS + 1):
-                block = product.rows_through(rows[:size])
-                agrees &= all(torch.equal(block[i : i + 1], alone[i]) for i in range(size))
-        verdict.append(agrees)
-
-    thread = threading.Thread(target=check)
-    thread.start()
-    thread.join()
-    return bool(verdict and verdict[0])
+    torch.set_num_threads(threads)
+    with torch.inference_mode():
+        alone = [product.rows_through(rows[i : i + 1]) for i in range(BLOCK_ROWS)]
+        blocks = [product.rows_through(rows[:size]) for size in range(2, BLOCK_ROWS + 1)]
+    return all(torch.equal(block[i : i + 1], alone[i]) for block in blocks for i in range(len(block)))
 
 
 def _model_file_ranges() -> list[tuple[int, int]]:
@@ -167,7 +157,7 @@ def _give_back(weight: torch.Tensor, mapped: list[tuple[int, int]]) -> None:
     first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
     end = (start + size) // mmap.PAGESIZE * mmap.PAGESIZE
     if end > first:
-        ctypes.CDLL(None).madvise(ctypes.c_void_p(first), ctypes.c_size_t(end - first), mmap.MADV_DONTNEED)
+        _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(end - first), mmap.MADV_DONTNEED)
 
 
 def _pairwise_forward(layer: torch.nn.Linear):
