@@ -100,7 +100,7 @@ def test_every_mode_answers_with_a_trained_adapter(qwen_lab, sample):
     assert alone.text == stream.answers[MODES.index("finetuned")].text
 
     # Round trip: loaded with plain peft, the saved adapter gives the engine's logits exactly (on the
-    # engine's kernels: Qwen's large float32 layers are packed for oneDNN, core/engine/row_products.py).
+    # engine's kernels: float32 layers are packed for oneDNN, core/engine/row_products.py).
     engine = qwen_lab.engine
     base = AutoModelForCausalLM.from_pretrained(model_source(qwen_lab.settings)[0], dtype=engine.dtype)
     reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()

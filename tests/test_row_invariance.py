@@ -24,10 +24,10 @@ DTYPES = [torch.float32, torch.bfloat16]
 
 @pytest.mark.parametrize(
     ("dtype", "quantization"),
-    [(torch.float32, "none"), (torch.float32, "onednn"), (torch.bfloat16, "none"), (torch.float32, "int8")],
-    ids=["float32", "float32-onednn", "bfloat16", "int8"],
+    [(torch.float32, "none"), (torch.bfloat16, "none"), (torch.float32, "int8")],
+    ids=["float32", "bfloat16", "int8"],
 )
-def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dtype, quantization, monkeypatch):
+def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dtype, quantization):
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
     layers = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -40,7 +40,7 @@ def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dt
         model(input_ids=torch.tensor([lab.engine.tokenizer.encode("Where is my order? It left on Monday.")]))
     for hook in hooks:
         hook.remove()
-    with_engine_kernels(model, quantization, monkeypatch)
+    with_engine_kernels(model, quantization)
 
     differing = set()
     with torch.inference_mode():
@@ -54,16 +54,17 @@ def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dt
     assert not differing
 
 
-def with_engine_kernels(model, quantization: str, monkeypatch) -> None:
-    """The engine's kernels; "onednn": every float32 layer packed for oneDNN, the small ones too (the
-    bundled SmolLM2's layers are all below the size the engine packs, Qwen's large ones above it)."""
+def with_engine_kernels(model, quantization: str) -> None:
+    """The engine's kernels: in float32 every layer packed for oneDNN, in bfloat16 pairs of rows."""
     if quantization == "int8":
         quantize_linear_layers(model)
-    if quantization == "onednn":
-        monkeypatch.setattr(row_products, "MIN_PACKED_WEIGHTS", 0)
     use_batch_invariant_kernels(model)
     packed = [m for m in model.modules() if isinstance(getattr(m, "shared_product", None), row_products.OneDnnProduct)]
-    assert bool(packed) == (quantization == "onednn")  # the path under test is the one taken
+    float_layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight is not None]
+    if model.dtype == torch.float32 and quantization == "none":  # the path under test is the one taken
+        assert packed and not float_layers
+    else:
+        assert not packed
 
 
 def assert_batched_equals_alone(lab: Lab, sample) -> None:
@@ -83,18 +84,14 @@ def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_
     assert_batched_equals_alone(other_lab, sample)
 
 
-def test_the_four_modes_batched_equal_each_mode_alone_with_every_layer_packed_for_onednn(lab, sample, monkeypatch):
-    monkeypatch.setattr(row_products, "MIN_PACKED_WEIGHTS", 0)
-    packed_lab = Lab(lab.settings.model_copy(update={"dtype": "float32"}))
-    gate = packed_lab.engine.model.get_decoder().layers[0].mlp.gate_proj
-    assert isinstance(gate.shared_product, row_products.OneDnnProduct) and gate.weight is None
-    assert_batched_equals_alone(packed_lab, sample)
-    # the packed layers' pages of the model file were given back: what stays resident is what is still read there
+def test_float32_layers_packed_for_onednn_give_their_pages_of_the_model_file_back(lab, sample):
+    packed_lab = lab if lab.engine.dtype == torch.float32 else Lab(lab.settings.model_copy(update={"dtype": "float32"}))
     model = packed_lab.engine.model
-    still_read = sum(p.numel() * p.element_size() for p in model.parameters())  # the embedding, the norms
-    packed = sum(
-        getattr(m, "in_features", 0) * m.out_features * 4 for m in model.modules() if hasattr(m, "shared_product")
-    )
+    assert model.get_output_embeddings().shared_product  # tied to the embedding (SmolLM2), and packed too
+    packed_lab.ask(sample, "base", "Where is my order?").collect()  # reads the embedding's rows it needs
+    # what stays resident of the model file is at most what is still read there: the embedding, the norms
+    still_read = sum(p.numel() * p.element_size() for p in model.parameters())
+    packed = sum(m.in_features * m.out_features * 4 for m in model.modules() if hasattr(m, "shared_product"))
     assert packed > still_read and resident_file_bytes(model.get_input_embeddings().weight) <= still_read + 2**20
 
 
@@ -120,14 +117,14 @@ def test_the_four_modes_batched_equal_each_mode_alone_with_int8_weights(lab, sam
 
 @pytest.mark.parametrize(
     ("dtype", "quantization"),
-    [(torch.float32, "none"), (torch.float32, "onednn"), (torch.bfloat16, "none"), (torch.float32, "int8")],
-    ids=["float32", "float32-onednn", "bfloat16", "int8"],
+    [(torch.float32, "none"), (torch.bfloat16, "none"), (torch.float32, "int8")],
+    ids=["float32", "bfloat16", "int8"],
 )
-def test_a_rows_logits_do_not_depend_on_the_thread_count(lab, sample, dtype, quantization, monkeypatch):
+def test_a_rows_logits_do_not_depend_on_the_thread_count(lab, sample, dtype, quantization):
     """The app's engine changes its thread count when a job starts or ends (core/engine/cpu_budget.py)."""
     source, _ = model_source(lab.settings)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
-    with_engine_kernels(model, quantization, monkeypatch)
+    with_engine_kernels(model, quantization)
     prompt = lab.engine.encode([{"role": "user", "content": "Where is my order? It left on Monday."}], 8)[0]
     threads = torch.get_num_threads()
     logits = {}

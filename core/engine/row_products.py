@@ -7,23 +7,22 @@ among others, and kernels for 3 to 10 rows disagree with each other in places. G
 such a difference into a different answer now and then, often in bfloat16, so a compare column
 could differ from its mode page for no reason of its own.
 
-float32, the CPU default: each large layer's weight is packed once for oneDNN's inner product
+float32, the CPU default: each layer's weight is packed once for oneDNN's inner product
 (`torch.ops.mkldnn._reorder_linear_weight`, what PyTorch's CPU compiler uses), and a decode step's rows
 go through in blocks of at most four. oneDNN reads the weights once for up to four rows, so four rows
 cost about what one costs (Qwen's MLP, 40 layers' weights cycled out of cache: one row 25.9 ms, four
-29.8, where BLAS took 26.2 for a pair and 55.9 for four). For most layer shapes oneDNN gives a row the
-same sums in any block of one to four rows; where it does not (an MLP's down projection: one row takes
-another path), every block is padded to exactly four rows. Which shapes agree is checked when the model
-is packed (`_blocks_agree`), on this CPU, at the engine's thread count: kernels differ by instruction
-set. The packed copy replaces the float weight, whose pages of the model file are given
-back (`_give_back`), so memory does not double. A prompt's tokens go through the same packed weights
-in one product. Small layers (all of SmolLM2's, Qwen's attention projections) keep the pairs below:
-there oneDNN's one row costs up to twice BLAS's.
+29.8, where BLAS took 26.2 for a pair and 55.9 for four). It is also the one library whose speed does not
+depend on the CPU's maker: PyTorch's BLAS (MKL) took a pair of rows 3.5x as long as oneDNN on an AMD
+CPU, and every layer shape was slower there. For most layer shapes oneDNN gives a row the same sums in
+any block of one to four rows; where it does not (an MLP's down projection: one row takes another path),
+every block is padded to exactly four rows. Which shapes agree is checked when the model is packed
+(`_blocks_agree`), on this CPU, at the engine's thread count: kernels differ by instruction set. The
+packed copy replaces the float weight, whose pages of the model file are given back (`_give_back`), so
+memory does not double. A prompt's tokens go through the same packed weights in one product.
 
-Other dtypes (bfloat16, float16) keep the layer's own product in blocks of exactly two rows, padding an
-odd row with zeros: one shape, one kernel (checked per layer in those setups). Two rows cost about
-what one costs, four rows twice. So does a tied output layer (SmolLM2's), whose weight is also the
-embedding. Int8 layers (core.engine.int8_weights) take each row on its own already. On CUDA nothing
+Other dtypes (bfloat16, float16), and float32 without oneDNN, keep the layer's own product in blocks of
+exactly two rows, padding an odd row with zeros: one shape, one kernel (checked per layer in those
+setups). Two rows cost about what one costs, four rows twice. Int8 layers (core.engine.int8_weights) take each row on its own already. On CUDA nothing
 changes: cuBLAS makes no such promise either way (README, "Same answer").
 """
 
@@ -38,9 +37,6 @@ from core.engine.shared_products import SharedProduct, float_linear
 
 ROWS_PER_PRODUCT = 2  # the layer's own product: blocks of exactly two rows
 BLOCK_ROWS = 4  # oneDNN: blocks of at most four rows
-# oneDNN reads a small matrix slower than BLAS for one row (Qwen's 896x896: 150 against 75 us out of cache)
-# and a large one as fast; below this many weights a layer keeps its own product, in pairs.
-MIN_PACKED_WEIGHTS = 2**21
 _LIBC = ctypes.CDLL(None)  # the C library this process runs on: madvise
 
 
@@ -52,10 +48,16 @@ def use_row_products(model: torch.nn.Module, threads: int | None = None) -> None
         return
     if model.dtype == torch.float32 and torch.backends.mkldnn.is_available():
         _pack_for_onednn(model, threads or available_cores())
-    for module in model.modules():
-        if float_linear(module) and not hasattr(module, "_full_forward"):
+    for module in _base_layers(model):
+        if not hasattr(module, "_full_forward"):
             module._full_forward = module.forward
             module.forward = _pairwise_forward(module)
+
+
+def _base_layers(model: torch.nn.Module) -> list[torch.nn.Linear]:
+    """The float linear layers, but a peft adapter's own (lora_A, lora_B): under peft (tests compare the
+    engine with it) the adapter keeps peft's arithmetic, the base layers take the engine's."""
+    return [module for name, module in model.named_modules() if float_linear(module) and ".lora_" not in name]
 
 
 class OneDnnProduct(SharedProduct):
@@ -85,22 +87,16 @@ class OneDnnProduct(SharedProduct):
 
 
 def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
-    output = model.get_output_embeddings()
-    tied = output is not None and output.weight is model.get_input_embeddings().weight
-    chosen = [
-        layer
-        for layer in model.modules()
-        if float_linear(layer)
-        and not (tied and layer is output)  # its weight is the embedding's too: a packed copy would hold it twice
-        and layer.weight.numel() >= MIN_PACKED_WEIGHTS  # smaller ones: pairs, below
-    ]
+    chosen = _base_layers(model)
     # the largest first: its float weight and its packed copy are both in memory while little else is
     chosen.sort(key=lambda layer: -layer.weight.numel())
     mapped = _model_file_ranges()
 
     def packed(layer: torch.nn.Linear) -> OneDnnProduct:
         product = OneDnnProduct(layer)
-        _give_back(layer.weight, mapped)  # read once, never again
+        # read once, never again (a tied output layer's weight is also the embedding, which reads a row a
+        # token: those pages come back from the file as they are read)
+        _give_back(layer.weight, mapped)
         return product
 
     # Packing runs inside torch and releases the interpreter: one layer per core at once. The pool's

@@ -20,8 +20,9 @@ def reference_model(source: str, dtype: torch.dtype, adapter_path=None, quantiza
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
     if quantization == "int8":
         quantize_linear_layers(model)
-    use_batch_invariant_kernels(model)  # before peft wraps it: its LoRA layers keep their own products
-    return PeftModel.from_pretrained(model, str(adapter_path)).eval() if adapter_path else model
+    wrapped = PeftModel.from_pretrained(model, str(adapter_path)).eval() if adapter_path else model
+    use_batch_invariant_kernels(model)  # the base layers under peft's LoRA layers; those keep peft's products
+    return wrapped
 
 
 def reference_generate(model, tokenizer, messages: list[dict], decoding: Decoding) -> list[int]:
