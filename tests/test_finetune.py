@@ -4,9 +4,7 @@ import json
 
 import pytest
 import torch
-from peft import PeftModel
 from safetensors import safe_open
-from transformers import AutoModelForCausalLM
 
 from core.common.model_catalog import SMOLLM2
 from core.engine.model_store import model_source
@@ -14,6 +12,7 @@ from core.training.adapters import active_adapter, list_adapters
 from core.training.finetune import IGNORE, micro_batches, tokenize_example, train_adapter
 from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
+from tests.support.reference import reference_model
 
 
 @pytest.mark.model
@@ -51,9 +50,7 @@ def test_plain_peft_gives_the_engines_logits_for_an_adapter(lab, sample):
     """The engine runs LoRA with its own hooks, computed as peft computes it."""
     adapter = active_adapter(lab.settings.data_dir, sample.name, SMOLLM2.name)
     lab.engine.ensure_adapter(adapter.engine_name, adapter.path)
-    source, _ = model_source(lab.settings)
-    base = AutoModelForCausalLM.from_pretrained(source, dtype=lab.engine.dtype)
-    reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
+    reloaded = reference_model(model_source(lab.settings)[0], lab.engine.dtype, adapter.path)  # peft
     ids = torch.tensor([lab.engine.encode([{"role": "user", "content": "Hi"}], 1)[0]])
     with torch.inference_mode():
         expected = reloaded(input_ids=ids).logits
@@ -121,8 +118,7 @@ def test_the_default_adapter_covers_the_upper_layers_and_answers_with_only_those
     assert modules == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     # The engine runs it as peft does, and it changes the answer.
     lab.engine.ensure_adapter("upper", adapter.path)
-    base = AutoModelForCausalLM.from_pretrained(model_source(lab.settings)[0], dtype=lab.engine.dtype)
-    reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
+    reloaded = reference_model(model_source(lab.settings)[0], lab.engine.dtype, adapter.path)  # peft
     ids = torch.tensor([lab.engine.encode([{"role": "user", "content": "How do I pay?"}], 1)[0]])
     with torch.inference_mode():
         expected = reloaded(input_ids=ids).logits

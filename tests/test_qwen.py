@@ -6,18 +6,16 @@ import sys
 
 import pytest
 import torch
-from peft import PeftModel
-from transformers import AutoModelForCausalLM
 
 from core.answers.compare import Column
 from core.common.model_catalog import QWEN_CODER, SMOLLM2
 from core.common.vocabulary import MODES
-from core.engine.engine import use_batch_invariant_kernels
 from core.engine.model_store import checked_gguf, model_source, prepare_bundled_model
 from core.training.adapters import AdapterNotReady
 from core.training.finetune import train_adapter
 from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING, ROOT
+from tests.support.reference import reference_model
 
 QUESTION = "How many days do I have to return a bike?"
 
@@ -102,9 +100,7 @@ def test_every_mode_answers_with_a_trained_adapter(qwen_lab, sample):
     # Round trip: loaded with plain peft, the saved adapter gives the engine's logits exactly (on the
     # engine's kernels: float32 layers are packed for oneDNN, core/engine/row_products.py).
     engine = qwen_lab.engine
-    base = AutoModelForCausalLM.from_pretrained(model_source(qwen_lab.settings)[0], dtype=engine.dtype)
-    reloaded = PeftModel.from_pretrained(base, str(adapter.path)).eval()
-    use_batch_invariant_kernels(reloaded.get_base_model())  # the engine's kernels under peft's LoRA layers
+    reloaded = reference_model(model_source(qwen_lab.settings)[0], engine.dtype, adapter.path)
     ids = torch.tensor([engine.encode([{"role": "user", "content": "Hi"}], 1)[0]])
     with torch.inference_mode():
         expected = reloaded(input_ids=ids).logits

@@ -22,8 +22,9 @@ memory does not double. A prompt's tokens go through the same packed weights in 
 
 Other dtypes (bfloat16, float16), and float32 without oneDNN, keep the layer's own product in blocks of
 exactly two rows, padding an odd row with zeros: one shape, one kernel (checked per layer in those
-setups). Two rows cost about what one costs, four rows twice. Int8 layers (core.engine.int8_weights) take each row on its own already. On CUDA nothing
-changes: cuBLAS makes no such promise either way (README, "Same answer").
+setups). Two rows cost about what one costs, four rows twice. Int8 layers (core.engine.int8_weights)
+take each row on its own already. On CUDA nothing changes: cuBLAS makes no such promise either way
+(README, "Same answer").
 """
 
 import ctypes
