@@ -12,7 +12,7 @@ A decode row's attention is eager attention's arithmetic (scores, a float32 soft
 not PyTorch's fused CPU kernel: for one query that kernel's float32 sums depend on the thread count (an
 AMD CPU, 1 against 2 threads), and the engine's thread count changes when a training job starts. Two
 matrix products over the row's own keys gave the same result with 1 and 2 threads, as fast in float32
-and 3-10x faster in bfloat16 (one query over 600 to 1500 keys).
+and 4-11x faster in bfloat16 (one query over 600 to 1500 keys).
 """
 
 import torch

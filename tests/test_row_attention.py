@@ -1,0 +1,50 @@
+"""A decode row's attention (core/engine/row_attention.py): eager attention's arithmetic, which the suite's
+equality tests cannot check on their own (the engine and its reference both use it), checked here against
+PyTorch's attention, with query heads grouped over their key heads as Llama and Qwen2 group them."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.engine.row_attention import attend_rows
+
+
+@pytest.mark.parametrize(("heads", "key_heads"), [(9, 3), (14, 2), (4, 4)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_each_rows_attention_is_pytorchs_over_its_own_keys(heads, key_heads, dtype):
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(3, heads, 1, 64, generator=generator).to(dtype)
+    keys = torch.randn(3, key_heads, 40, 64, generator=generator).to(dtype)
+    values = torch.randn(3, key_heads, 40, 64, generator=generator).to(dtype)
+    starts = [0, 7, 39]  # left padding: each row's keys begin here
+    module = torch.nn.Module()  # no sliding window, no sinks
+
+    got = attend_rows(module, query, keys, values, starts, scaling=0.125)
+
+    assert got.shape == (3, 1, heads, 64)  # the layout transformers' SDPA forward returns
+    for row, start in enumerate(starts):
+        expected = F.scaled_dot_product_attention(
+            query[row : row + 1].float(),
+            keys[row : row + 1, :, start:].float(),
+            values[row : row + 1, :, start:].float(),
+            scale=0.125,
+            enable_gqa=True,
+        ).transpose(1, 2)
+        tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(got[row : row + 1].float(), expected, atol=tolerance, rtol=tolerance)
+
+
+def test_a_rows_attention_is_the_same_with_one_thread_and_two():
+    """The engine changes its thread count when a training job starts (core/engine/cpu_budget.py)."""
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(1, 14, 1, 64, generator=generator)
+    keys, values = torch.randn(2, 1, 2, 1500, 64, generator=generator)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            results.append(attend_rows(torch.nn.Module(), query, keys, values, [0], scaling=0.125))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1])
