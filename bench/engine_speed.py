@@ -441,7 +441,8 @@ def render_table(configurations: list[dict], kb: dict) -> str:
     for r in configurations:
         lines.append(
             f"- {r['model']} · {r['quantization']}: run {r['date']}, commit {r['commit']}, {r['machine']}, "
-            f"{r.get('cpu', 'CPU not recorded')}, {r['dtype']}, {r['torch_threads']} threads, medians of {r['runs']} runs; GPU: none."
+            f"{r.get('cpu', 'CPU not recorded')}, {r['dtype']}, {r['torch_threads']} threads, "
+            f"medians of {r['runs']} runs; GPU: none."
         )
     if kb:
         level = kb["levels"][min(kb["levels"], key=int)]

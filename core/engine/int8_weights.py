@@ -21,10 +21,10 @@ weighs most in a step; `torch._int_mm` took 11.8 against 9.1 ms there for one Qw
 against 13.6 for four.
 
 Layers that read the same input (q, k and v; gate and up) share one packed matrix and one product
-(Int8Product, core.engine.shared_products): the same columns, exactly, for fewer calls (a Qwen step 40 -> 37.5 ms). The int8 rows
-are kept in a file after the first quantization (`quantize_linear_layers(model, cache)`): later starts
-read them and never page in the float weights (Qwen: peak memory 3.9 -> 1.7 GB, engine build 7.1 ->
-3.4 s).
+(Int8Product, core.engine.shared_products): the same columns, exactly, for fewer calls (a Qwen step
+40 -> 37.5 ms). The int8 rows are kept in a file after the first quantization
+(`quantize_linear_layers(model, cache)`): later starts read them and never page in the float weights
+(Qwen: peak memory 3.9 -> 1.7 GB, engine build 7.1 -> 3.4 s).
 
 Every mode uses the same quantized base, so "base is base" holds within this setting; LoRA runs on
 top in the model's dtype (core.engine.lora_runtime) and the trainer loads its own full-precision copy.
