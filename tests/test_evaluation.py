@@ -90,7 +90,7 @@ def evaluated(lab, small):
     return run, progress
 
 
-def test_run_has_the_stable_shape(evaluated, small):
+def test_run_has_the_stable_shape(evaluated, small, lab):
     run, _ = evaluated
     assert set(run) == {"scenario", "created_at", "settings", "modes", "questions", "failures", "wall_s"}
     assert run["scenario"] == "lumen_support" and run["wall_s"] > 0
@@ -118,6 +118,7 @@ def test_run_has_the_stable_shape(evaluated, small):
     assert settings["modes"] == ["base", "rag"] and settings["questions"] == 4
     assert settings["adapter"] is None and settings["judge"] == "local-judge"
     assert settings["model"] and settings["decoding"]["max_new_tokens"] == 24
+    assert settings["precision"] == str(lab.engine.dtype).removeprefix("torch.")  # float32 or bfloat16, by CPU
     assert settings["documents"] == 9 and settings["retrieval"]["k"] >= 1
     assert settings["questions_sha256"] == hashlib.sha256(small.eval_path.read_bytes()).hexdigest()
 

@@ -94,6 +94,18 @@ def test_training_is_seeded(lab, sample, tmp_path):
 
 
 @pytest.mark.model
+def test_training_on_a_cpu_is_float32_whatever_dtype_answers(lab, sample, tmp_path):
+    """bfloat16 answers stayed within 0.03 of float32's on the sample, bfloat16 adapters did not."""
+    settings = lab.settings.model_copy(update={"data_dir": tmp_path, "dtype": "bfloat16"})
+    (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
+    adapter = train_adapter(settings, sample, TrainConfig(**{**QUICK_TRAINING, "max_steps": 1}), name="b")
+    assert adapter.metadata["dtype"] == "float32"
+    with safe_open(adapter.path / "adapter_model.safetensors", framework="pt") as weights:
+        dtypes = {weights.get_slice(key).get_dtype() for key in weights.keys()}  # noqa: SIM118
+    assert dtypes == {"F32"}
+
+
+@pytest.mark.model
 def test_failed_training_publishes_nothing(lab, sample, tmp_path):
     settings = lab.settings.model_copy(update={"data_dir": tmp_path})
     bad = tmp_path / "bad.jsonl"

@@ -71,3 +71,37 @@ def test_int8_weights_are_kept_per_dtype_and_per_version_of_the_weights(settings
     os.utime(weights, ns=(1, 1))
     assert float32 != model_store.int8_cache_path(settings, str(folder), torch.float32)
     assert model_store.int8_cache_path(settings, str(tmp_path / "hub-id-without-files"), torch.float32) is None
+
+
+def test_auto_answers_in_bfloat16_only_a_model_evaluated_in_it_on_a_cpu_that_multiplies_it_natively(
+    settings, monkeypatch
+):
+    from core.engine import row_products
+
+    def dtype(model: str, **update) -> torch.dtype:
+        chosen = {"model": model, "dtype": "auto", "quantization": "none", **update}
+        return model_store.resolve_dtype(settings.model_copy(update=chosen), "cpu")
+
+    native = row_products.packs_for_onednn(torch.bfloat16)
+    assert dtype("qwen2.5-coder-0.5b") == (torch.bfloat16 if native else torch.float32)
+    assert dtype("smollm2-135m") == torch.float32  # not faster in bfloat16, and not evaluated in it
+    assert dtype("qwen2.5-coder-0.5b", quantization="int8") == torch.float32  # int8 was evaluated in float32
+    assert dtype("smollm2-135m", dtype="bfloat16") == torch.bfloat16  # a setting is a setting
+    monkeypatch.setattr(row_products, "cpu_has_native_bf16", lambda: False)
+    assert dtype("qwen2.5-coder-0.5b") == torch.float32
+
+
+@pytest.mark.model
+def test_a_bfloat16_copy_is_made_once_and_holds_the_float32_weights_rounded(settings):
+    from safetensors.torch import load_file
+
+    folder = model_store.prepare_bundled_model(settings, SMOLLM2)
+    copy = model_store.bfloat16_copy(folder)
+    assert copy != folder and (copy / "tokenizer.json").exists() and (copy / "licence" / "LICENSE").exists()
+    made = (copy / "model.safetensors").stat().st_mtime_ns
+    assert model_store.bfloat16_copy(folder) == copy and (copy / "model.safetensors").stat().st_mtime_ns == made
+    full, rounded = load_file(folder / "model.safetensors"), load_file(copy / "model.safetensors")
+    assert set(full) == set(rounded)
+    assert all(
+        rounded[name].dtype == torch.bfloat16 and torch.equal(rounded[name], full[name].bfloat16()) for name in full
+    )

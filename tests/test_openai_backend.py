@@ -113,6 +113,7 @@ def test_a_run_saved_from_the_server_holds_no_key(model_server, sample):
     lab = remote_lab(model_server)
     run = run_evaluation(lab, sample, EvalConfig(modes=["base", "rag", "hybrid"], limit=2))
     assert run["settings"]["backend"] == "openai" and run["settings"]["model"] == "smol"
+    assert run["settings"]["precision"] is None  # the server's own, unknown here
     assert run["settings"]["adapter"] == "smol-support-ft"
     assert KEY not in json.dumps(run)
     assert all(q["answers"]["rag"]["text"] for q in run["questions"])

@@ -55,13 +55,14 @@ def test_each_layers_product_for_a_row_is_the_same_alone_as_among_others(lab, dt
 
 
 def with_engine_kernels(model, quantization: str) -> None:
-    """The engine's kernels: in float32 every layer packed for oneDNN, in bfloat16 pairs of rows."""
+    """The engine's kernels: every layer packed for oneDNN in float32, and in bfloat16 on a CPU with native
+    bf16; else pairs of rows."""
     if quantization == "int8":
         quantize_linear_layers(model)
     use_batch_invariant_kernels(model)
     packed = [m for m in model.modules() if isinstance(getattr(m, "shared_product", None), row_products.OneDnnProduct)]
     float_layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight is not None]
-    if model.dtype == torch.float32 and quantization == "none":  # the path under test is the one taken
+    if quantization == "none" and row_products.packs_for_onednn(model.dtype):  # the path under test is the one taken
         assert packed and not float_layers
     else:
         assert not packed
@@ -84,14 +85,19 @@ def test_the_four_modes_batched_equal_each_mode_alone_in_the_dtype_auto_did_not_
     assert_batched_equals_alone(other_lab, sample)
 
 
-def test_float32_layers_packed_for_onednn_give_their_pages_of_the_model_file_back(lab, sample):
-    packed_lab = lab if lab.engine.dtype == torch.float32 else Lab(lab.settings.model_copy(update={"dtype": "float32"}))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_layers_packed_for_onednn_give_their_pages_of_the_model_file_back(lab, sample, dtype):
+    if not row_products.packs_for_onednn(dtype):
+        pytest.skip("bfloat16 runs on oneDNN only on a CPU with native bf16")
+    name = str(dtype).removeprefix("torch.")
+    packed_lab = lab if lab.engine.dtype == dtype else Lab(lab.settings.model_copy(update={"dtype": name}))
     model = packed_lab.engine.model
     assert model.get_output_embeddings().shared_product  # tied to the embedding (SmolLM2), and packed too
     packed_lab.ask(sample, "base", "Where is my order?").collect()  # reads the embedding's rows it needs
     # what stays resident of the model file is at most what is still read there: the embedding, the norms
     still_read = sum(p.numel() * p.element_size() for p in model.parameters())
-    packed = sum(m.in_features * m.out_features * 4 for m in model.modules() if hasattr(m, "shared_product"))
+    size = dtype.itemsize
+    packed = sum(m.in_features * m.out_features * size for m in model.modules() if hasattr(m, "shared_product"))
     assert packed > still_read and resident_file_bytes(model.get_input_embeddings().weight) <= still_read + 2**20
 
 

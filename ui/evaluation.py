@@ -188,7 +188,9 @@ def render_run(run: dict) -> None:
     settings = run["settings"]
     retrieval = settings.get("retrieval", {})
     st.caption(
-        f"{settings['questions']} questions · model {escape_markdown(settings['model'])} · adapter "
+        f"{settings['questions']} questions · model {escape_markdown(settings['model'])}"
+        + (f" ({escape_markdown(settings['precision'])})" if settings.get("precision") else "")
+        + " · adapter "
         f"{escape_markdown(settings.get('adapter') or 'none')} · top-{retrieval.get('k')} retrieval, minimum score "
         f"{retrieval.get('min_score')} · {settings['documents']} documents · greedy, at most "
         f"{settings['decoding']['max_new_tokens']} new tokens · {run.get('wall_s', 0):.0f} s in all"

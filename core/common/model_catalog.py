@@ -23,6 +23,10 @@ class BundledModel:
     # First-launch training throughput (default TrainConfig, float32) on the 2-core CPU the Lab was built
     # on: the time a Train tab promises before this machine has trained the model once
     training_tokens_per_s: float
+    # LAB_DTYPE=auto answers in bfloat16 on a CPU that multiplies it natively: only where it measured
+    # faster and the sample's evaluation stayed within 0.03 of float32 (docs/benchmarks.md, "bfloat16
+    # where the CPU has it")
+    bfloat16_on_cpu: bool = False
 
     @property
     def chunked(self) -> bool:
@@ -51,6 +55,7 @@ QWEN_CODER = BundledModel(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     summary="494M parameters: reads sources far better, about 3× slower to answer and train, about 2.5 GB.",
     training_tokens_per_s=185.0,  # docs/benchmarks.md, "The frozen lower layers run once per example"
+    bfloat16_on_cpu=True,  # 1.6x the decode rate, 1.7x the prefill; SmolLM2 gained 8% and batched worse
 )
 
 BUNDLED_MODELS = {model.key: model for model in (SMOLLM2, QWEN_CODER)}

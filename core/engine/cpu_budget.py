@@ -82,3 +82,12 @@ class CpuBudget:
         self._announced_at = now
         with contextlib.suppress(OSError):  # a read-only or vanished data folder: sharing is best effort
             (self.data_dir / ANSWERING_MARKER).touch()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512-BF16 or AMX), by its flags."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -101,14 +101,10 @@ def converted_model_dir(settings: Settings, model: BundledModel) -> Path:
 def prepare_bundled_model(settings: Settings, model: BundledModel) -> Path:
     """Checks and converts a bundled GGUF to a safetensors folder once (SmolLM2 ~20-50 s, Qwen ~2 min),
     with its licence; later calls return at once."""
-    target = converted_model_dir(settings, model)
-    if (target / "model.safetensors").exists():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    def convert(staging: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         gguf = checked_gguf(model, staging)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         converted = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -121,6 +117,19 @@ def prepare_bundled_model(settings: Settings, model: BundledModel) -> Path:
         converted.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         shutil.copytree(model.licence_dir, staging / "licence")
+
+    return _written_once(converted_model_dir(settings, model), convert)
+
+
+def _written_once(target: Path, write) -> Path:
+    """`target`, a model folder: as it is when it holds its weights, else written by `write(staging)` into a
+    staging folder beside it and renamed into place whole. A failure leaves nothing behind."""
+    if (target / "model.safetensors").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        write(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -140,23 +149,31 @@ def resolve_device(settings: Settings) -> str:
 def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
     import torch
 
+    from core.engine.row_products import packs_for_onednn
+
     if settings.dtype != "auto":
         return getattr(torch, settings.dtype)
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # float32 on every CPU (`python -m bench.dtype_speed`, docs/benchmarks.md "Same answer in every
-    # dtype"). With native bf16 (AVX-512-BF16): float32 decoded 26.6 tok/s against 23.0 and prefilled
-    # a 482-token RAG prompt in 0.49 s against 0.80. Without it, bf16 decodes a little faster but its
-    # matrix products are so slow that the same prompt took 9.4 s against 1.5 s.
+    # bfloat16 for a bundled model that measured faster in it and answered as well
+    # (BundledModel.bfloat16_on_cpu: Qwen evaluated 1.9x faster, every rule metric within 0.03 of
+    # float32), on a CPU that multiplies it natively (AVX-512-BF16, AMX) where oneDNN packs it.
+    # Elsewhere float32: without native bf16 a RAG prompt took 9.4 s against 1.5 (`python -m
+    # bench.dtype_speed`). Int8 weights keep float32 around them, as they were evaluated.
+    bundled = bundled_model(settings.model)
+    if bundled and bundled.bfloat16_on_cpu and settings.quantization == "none" and packs_for_onednn(torch.bfloat16):
+        return torch.bfloat16
     return torch.float32
 
 
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def training_dtype(settings: Settings, device: str) -> torch.dtype:
+    """The dtype training loads the model in: the answering dtype on a GPU, float32 on a CPU. A bfloat16
+    adapter trained 1.5x faster where the CPU has native bf16 (156 against 102 tokens/s), but four rule
+    metrics then moved by more than 0.03 (docs/benchmarks.md, "bfloat16 where the CPU has it"); without
+    native bf16 its gradient products ran 6-70x slower than float32's."""
+    import torch
+
+    return resolve_dtype(settings, device) if device == "cuda" else torch.float32
 
 
 @dataclass
@@ -169,23 +186,46 @@ class LoadedModel:
     int8_cache: Path | None = None  # where its int8 weights are kept once quantized (core.engine.int8_weights)
 
 
-def model_source(settings: Settings) -> tuple[str, str]:
-    """Returns (path or hub id to load, display name)."""
+def model_source(settings: Settings, dtype: torch.dtype | None = None) -> tuple[str, str]:
+    """Returns (path or hub id to load, display name). A bundled model loaded in bfloat16 on a CPU comes
+    from its bfloat16 copy (`bfloat16_copy`)."""
     if bundled := bundled_model(settings.model):
-        return str(prepare_bundled_model(settings, bundled)), bundled.name
+        import torch
+
+        folder = prepare_bundled_model(settings, bundled)
+        if dtype == torch.bfloat16 and resolve_device(settings) == "cpu":
+            folder = bfloat16_copy(folder)
+        return str(folder), bundled.name
     return settings.model, settings.model
 
 
+def bfloat16_copy(folder: Path) -> Path:
+    """A converted model folder with its weights stored in bfloat16, made from it once (half the size:
+    Qwen 1.3 GB). Loaded from the float32 file, the float32 pages and the bfloat16 copy were resident
+    together at the start: Qwen's answering process peaked at 4.07 GB against 2.76 in float32. From
+    this file the weights map straight in, and the packed copies give their pages back as in float32
+    (core.engine.row_products)."""
+
+    def convert(staging: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("*.safetensors*"), dirs_exist_ok=True)
+        AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).save_pretrained(staging)
+
+    return _written_once(folder.with_name(f"{folder.name}-bfloat16"), convert)
+
+
 def load_model(settings: Settings, dtype: torch.dtype | None = None) -> LoadedModel:
-    """Loads the configured model; `dtype` overrides the settings' choice (training uses fp32 on CPU)."""
+    """Loads the configured model; `dtype` overrides the settings' choice (training: `training_dtype`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
     one_thread_here()  # the thread that loads is not the one that runs the model (core.engine.cpu_budget)
     transformers_logging.disable_progress_bar()  # no weight-loading bars in logs and CLI output
-    source, name = model_source(settings)
     device = resolve_device(settings)
     dtype = dtype or resolve_dtype(settings, device)
+    source, name = model_source(settings, dtype)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
     if tokenizer.pad_token_id is None:

@@ -199,6 +199,8 @@ def _run_settings(lab, scenario: Scenario, config: EvalConfig, adapter, question
         "adapter_dataset_sha256": adapter.metadata.get("dataset_sha256") if adapter else None,
         "backend": lab.settings.backend,
         "model": lab.model_name(),
+        # answers differ by precision, and `auto` picks it by CPU (core.engine.model_store.resolve_dtype)
+        "precision": lab.backend.describe_model().get("dtype"),
         "decoding": asdict(lab.decoding()),
         "retrieval": knowledge_base.settings.to_dict(),
         "figure_check": lab.settings.figure_check,

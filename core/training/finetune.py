@@ -17,7 +17,7 @@ import torch
 from core.common.scenario import Scenario
 from core.common.settings import Settings
 from core.engine.cpu_budget import CpuBudget
-from core.engine.model_store import load_model, resolve_device, resolve_dtype
+from core.engine.model_store import load_model, resolve_device, training_dtype
 from core.training.adapters import METADATA_FILE, AdapterInfo, publish, staging_dir
 from core.training.datasets import load_chat_dataset
 from core.training.estimate import FINISH_S, RecentRate, seconds_for, validation_passes_left
@@ -128,9 +128,7 @@ def train_adapter(
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = resolve_device(settings)
-    # fp32 on CPU: gradients need the matrix products, which bf16 slows down badly without native
-    # bf16 instructions (see model_store.resolve_dtype).
-    loaded = load_model(settings, dtype=resolve_dtype(settings, device) if device == "cuda" else torch.float32)
+    loaded = load_model(settings, dtype=training_dtype(settings, device))
     tokenizer, device = loaded.tokenizer, loaded.device
     tokenized = [tokenize_example(tokenizer, e.messages, config.max_seq_len) for e in dataset.examples]
     # An example cut before its answer has nothing left to learn from.
@@ -244,6 +242,7 @@ def train_adapter(
         "scenario": scenario.name,
         "base_model": loaded.name,
         "device": device,
+        "dtype": str(loaded.dtype).removeprefix("torch."),  # the base model's while training
         "dataset": str(dataset_path),
         "dataset_sha256": dataset.sha256,
         **(source or {}),
