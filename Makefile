@@ -6,7 +6,7 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run demo screenshots test test-fast lint bench bench-quantization bench-models bench-training bench-kb bench-context bench-eval clean
+.PHONY: setup prepare run demo screenshots test test-fast lint bench bench-precision bench-models bench-training bench-kb bench-context bench-eval clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,16 +55,18 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
-# Everything a user waits for, against llama.cpp, for both bundled models (~6 + ~12 min; the first
-# llama.cpp build adds ~6.5). LAB_QUANTIZATION=none make bench measures full-precision weights.
+# Everything a user waits for, against llama.cpp, for both bundled models (~5 + ~7 min; the first
+# llama.cpp build adds ~6.5), in the settings' dtype and weights: LAB_DTYPE=float32 or LAB_QUANTIZATION=int8
+# measure those columns.
 bench: prepare
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	LAB_MODEL=smollm2-135m $(BIN)/python -m bench.engine_speed
 	LAB_MODEL=qwen2.5-coder-0.5b $(BIN)/python -m bench.engine_speed
 
-# The sample evaluated with full-precision and int8 weights, one adapter: paired intervals (~1 h with Qwen).
-bench-quantization: prepare
-	$(BIN)/python -m bench.quantization_eval
+# The sample evaluated in float32, with int8 weights and in bfloat16, one adapter: paired intervals
+# (~35 min with Qwen on a CPU with native bf16).
+bench-precision: prepare
+	$(BIN)/python -m bench.precision_eval
 
 # The sample adapter's full training and the Trainer comparison (~8 min).
 bench-training: prepare

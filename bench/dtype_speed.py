@@ -1,11 +1,10 @@
-"""Speed of each dtype on this CPU, and what the batch-invariant kernels cost: the numbers behind
-LAB_DTYPE=auto (core/engine/model_store.resolve_dtype) and behind "a compare column equals its mode page".
+"""Speed of each dtype on this CPU: the numbers behind LAB_DTYPE=auto (core/engine/model_store.resolve_dtype).
 
-For float32 and bfloat16, with the engine's kernels (core/engine/row_products.py, core/engine/row_attention.py) and
-with the ones it used before (one product for all rows, padded attention), this measures: decode
-tok/s for one row, the prefill of a RAG prompt (its first token, retrieval excluded) and the four
-compare rows' wall time, all with a fixed answer length. Medians of RUNS runs. Prints a table and
-writes the "dtypes" section of bench/results.json ("dtypes_avx2_kernels" when ISA_VARIABLES are set).
+For float32 and bfloat16, each with the engine's batch-invariant kernels (core/engine/row_products.py,
+core/engine/row_attention.py), this measures: decode tok/s for one row, the prefill of a RAG prompt
+(its first token, retrieval excluded) and the four compare rows' wall time, all with a fixed answer
+length. The model is LAB_MODEL's. Medians of RUNS runs. Prints a table and writes the "dtypes" section
+of bench/results.json, per model ("dtypes_avx2_kernels" when ISA_VARIABLES are set).
 `python -m bench.dtype_speed` (~5 min on 2 cores; bfloat16 without native bf16 takes longer). With
 `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2` it measures the kernels
 a CPU without AVX-512 or native bf16 runs.
@@ -24,11 +23,12 @@ import torch
 
 from bench.run_info import run_info
 from core.answers.prompts import grounded_messages
+from core.common.model_catalog import model_label
 from core.common.scenario import load_scenario
 from core.common.settings import Settings
 from core.common.vocabulary import Decoding
+from core.engine.cpu_budget import cpu_has_native_bf16
 from core.engine.engine import Row, TextEvent
-from core.engine.model_store import cpu_has_native_bf16
 from core.lab import Lab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,23 +39,6 @@ NEW_TOKENS = 64
 FIXED = Decoding(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
 # Set all three to run the kernels of a CPU without AVX-512 or native bf16 on one that has them.
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-
-
-def previous_kernels(model) -> None:
-    """The engine's products and attention before batch invariance: `(W @ xᵀ)ᵀ` for up to 8 rows, one
-    padded SDPA call for the batch. For comparison only."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-
-            def forward(x, layer=module):
-                rows = x.numel() // x.shape[-1]
-                if rows > 8:
-                    return layer._full_forward(x)
-                out = (layer.weight @ x.reshape(rows, x.shape[-1]).T).T
-                return out.reshape(*x.shape[:-1], layer.out_features)
-
-            module.forward = forward
-    model.config._attn_implementation = "sdpa"
 
 
 def timed_rows(lab: Lab, rows: list[Row]) -> tuple[float, float]:
@@ -86,15 +69,11 @@ def measure(lab: Lab, scenario, adapter: str) -> dict:
 
 
 def measure_dtype(data_dir: Path, dtype: str) -> dict:
-    """Both kernel sets for one dtype, in this process."""
+    """One dtype, in this process."""
     scenario = load_scenario(SCENARIO)
     lab = Lab(Settings(data_dir=data_dir, dtype=dtype))
     lab.ensure_ingested(scenario)
-    adapter = lab.load_adapter(scenario).engine_name
-    rows = {"batch-invariant": measure(lab, scenario, adapter)}
-    previous_kernels(lab.engine.model)
-    rows["previous"] = measure(lab, scenario, adapter)
-    return rows
+    return measure(lab, scenario, lab.load_adapter(scenario).engine_name)
 
 
 def main() -> None:
@@ -125,10 +104,10 @@ def main() -> None:
             text=True,
         )
         line = next(line for line in child.stdout.splitlines() if line.startswith("RESULT "))
-        for kernels, values in json.loads(line.removeprefix("RESULT ")).items():
-            rows.append({"dtype": dtype, "kernels": kernels, **values})
+        rows.append({"dtype": dtype, **json.loads(line.removeprefix("RESULT "))})
     results = {
         **run_info(),
+        "model": model_label(Settings().model),
         "native_bf16": cpu_has_native_bf16(),
         "isa_override": {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ},
         "torch_threads": torch.get_num_threads(),
@@ -138,22 +117,24 @@ def main() -> None:
     section = "dtypes_avx2_kernels" if results["isa_override"] else "dtypes"
     out = ROOT / "bench" / "results.json"
     existing = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**existing, section: results}, indent=2) + "\n")
+    by_model = existing.get(section, {}) if "rows" not in existing.get(section, {}) else {}  # one entry per model
+    by_model[results["model"]] = results
+    out.write_text(json.dumps({**existing, section: by_model}, indent=2) + "\n")
     print(render_table(results))
 
 
 def render_table(r: dict) -> str:
     lines = [
-        f"Run {r['date']}, commit {r['commit']}, {r['machine']}, native bf16: {r['native_bf16']}, "
+        f"{r['model']}: run {r['date']}, commit {r['commit']}, {r['machine']}, {r['cpu']}, "
         f"kernel overrides: {r['isa_override'] or 'none'}, "
         f"{r['torch_threads']} threads; medians of {RUNS}, {r['new_tokens']}-token answers.",
         "",
-        "| dtype | kernels | decode tok/s (1 row) | RAG prompt | RAG first token | compare four ÷ one |",
-        "|---|---|---|---|---|---|",
+        "| dtype | decode tok/s (1 row) | RAG prompt | RAG first token | compare four ÷ one |",
+        "|---|---|---|---|---|",
     ]
     for row in r["rows"]:
         lines.append(
-            f"| {row['dtype']} | {row['kernels']} | {row['decode_tok_s']} | {row['rag_prompt_tokens']} tokens | "
+            f"| {row['dtype']} | {row['decode_tok_s']} | {row['rag_prompt_tokens']} tokens | "
             f"{row['rag_first_token_s']} s | {row['compare_four_wall_s']} ÷ {row['one_row_wall_s']} s = "
             f"{row['compare_four_over_one']} |"
         )

@@ -3,7 +3,8 @@ llama.cpp and the memory-bandwidth limit, fine-tuned against base, compare-all-f
 RAG's first token, four concurrent users, cold start and peak memory, and training throughput.
 
 Ratios are measured side by side in this run, medians of RUNS runs after a warm-up. One run measures
-one configuration, the model and quantization the settings give (LAB_MODEL, LAB_QUANTIZATION);
+one configuration, the model, dtype and quantization the settings give (LAB_MODEL, LAB_DTYPE,
+LAB_QUANTIZATION);
 llama.cpp runs that model's own bundled GGUF. Prints a table, stores the configuration's figures
 under "engine" in bench/results.json and rewrites the table between the `bench:engine` markers in
 docs/benchmarks.md with one column per configuration measured. `make bench` runs both bundled
@@ -73,8 +74,8 @@ def bytes_read_per_token(model: torch.nn.Module) -> int:
         if isinstance(layer, torch.nn.Linear):
             if layer.weight is not None:
                 total += layer.weight.numel() * layer.weight.element_size()
-            elif isinstance(layer.shared_product, OneDnnProduct):  # core.engine.row_products: float32, repacked
-                total += layer.in_features * layer.out_features * 4
+            elif isinstance(layer.shared_product, OneDnnProduct):  # core.engine.row_products: repacked
+                total += layer.in_features * layer.out_features * layer.shared_product.weight.element_size()
             else:  # core.engine.int8_weights: a byte a weight (and 2 range columns), a double scale a row
                 total += (layer.in_features + 2 + 8) * layer.out_features
             if layer.bias is not None:
@@ -339,7 +340,7 @@ def main() -> None:
     configurations = existing.get("engine", {})
     if "ratios" in configurations:  # the one-configuration layout before issue 22
         configurations = {}
-    configurations[f"{results['model']} · {results['quantization']}"] = results
+    configurations = {column_name(r): r for r in [*configurations.values(), results]}  # earlier keys had no dtype
     out.write_text(json.dumps({**existing, "engine": configurations}, indent=2) + "\n")
     table = render_table(list(configurations.values()), knowledge_base)
     print(table)
@@ -368,8 +369,14 @@ def _last_section(name: str) -> dict:
     return json.loads(out.read_text()).get(name, {}) if out.exists() else {}
 
 
+def column_name(r: dict) -> str:
+    """A configuration's name: the model and its weights (the dtype, or int8)."""
+    weights = "int8 weights" if r["quantization"] == "int8" else r["dtype"]
+    return f"{r['model']} · {weights}"
+
+
 def render_table(configurations: list[dict], kb: dict) -> str:
-    """One column per configuration (model · quantization), one row per measure."""
+    """One column per configuration (model · weights), one row per measure."""
 
     def verdict(r: dict, name: str) -> str:
         return {True: "met", False: "**missed**", None: "not measured"}[r["targets_met"][name]]
@@ -431,7 +438,7 @@ def render_table(configurations: list[dict], kb: dict) -> str:
         ),
     ]
     lines = [
-        "| measure | " + " | ".join(f"{r['model']} · {r['quantization']} weights" for r in configurations) + " |",
+        "| measure | " + " | ".join(column_name(r) for r in configurations) + " |",
         "|---|" + "---|" * len(configurations),
     ]
     for label, name, cell in measures:
@@ -440,7 +447,7 @@ def render_table(configurations: list[dict], kb: dict) -> str:
     lines.append("")
     for r in configurations:
         lines.append(
-            f"- {r['model']} · {r['quantization']}: run {r['date']}, commit {r['commit']}, {r['machine']}, "
+            f"- {column_name(r)}: run {r['date']}, commit {r['commit']}, {r['machine']}, "
             f"{r.get('cpu', 'CPU not recorded')}, {r['dtype']}, {r['torch_threads']} threads, "
             f"medians of {r['runs']} runs; GPU: none."
         )
