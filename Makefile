@@ -63,8 +63,8 @@ bench: prepare
 	LAB_MODEL=smollm2-135m $(BIN)/python -m bench.engine_speed
 	LAB_MODEL=qwen2.5-coder-0.5b $(BIN)/python -m bench.engine_speed
 
-# The sample evaluated in float32, with int8 weights and in bfloat16, one adapter: paired intervals
-# (~35 min with Qwen on a CPU with native bf16).
+# The sample evaluated in float32, with int8 weights and, on a CPU with native bf16, in bfloat16; one
+# adapter: paired intervals (~30 min with Qwen).
 bench-precision: prepare
 	$(BIN)/python -m bench.precision_eval
 
