@@ -6,6 +6,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.engine.cpu_budget import cpu_has_native_bf16
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,7 +32,7 @@ def cpu_description() -> str:
     except OSError:
         return platform.processor() or "unknown"
     flags = fields.get("flags", "").split()
-    bf16 = "native bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "no native bf16"
+    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     family = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
     return f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} ({family}), {isa}, {bf16}"

@@ -24,10 +24,10 @@ bfloat16 oneDNN reads half the bytes and multiplies twice as fast: Qwen's 24 lay
 row against 69 in float32, and 0.83 s for a 500-token prompt against 1.71 (AMD Zen 4, 2 cores).
 
 Other dtypes (float16, bfloat16 without native bf16), and float32 without oneDNN, keep the layer's own
-product in blocks of exactly two rows, padding an odd row with zeros: one shape, one kernel (checked per layer in those
-setups). Two rows cost about what one costs, four rows twice. Int8 layers (core.engine.int8_weights)
-take each row on its own already. On CUDA nothing changes: cuBLAS makes no such promise either way
-(README, "Same answer").
+product in blocks of exactly two rows, padding an odd row with zeros: one shape, one kernel (checked
+per layer in those setups). Two rows cost about what one costs, four rows twice. Int8 layers
+(core.engine.int8_weights) take each row on its own already. On CUDA nothing changes: cuBLAS makes no
+such promise either way (README, "Same answer").
 """
 
 import ctypes
