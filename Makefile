@@ -6,7 +6,7 @@ SCENARIO := scenarios/lumen_support
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup prepare run demo screenshots test test-fast lint bench bench-precision bench-models bench-training bench-kb bench-context bench-eval clean
+.PHONY: setup prepare run demo screenshots test test-fast lint bench bench-precision bench-divergence bench-models bench-training bench-kb bench-context bench-eval clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench: prepare
 # adapter: paired intervals (~30 min with Qwen).
 bench-precision: prepare
 	$(BIN)/python -m bench.precision_eval
+
+# How far bfloat16 and int8 answers stray from float32's on generic prompts (~4 min with Qwen): a screen
+# before bench-precision, which decides.
+bench-divergence: prepare
+	$(BIN)/python -m bench.divergence
 
 # The sample adapter's full training and the Trainer comparison (~8 min).
 bench-training: prepare

@@ -4,7 +4,7 @@ copy kept, and a decode row's result independent of the other rows in its batch.
 import pytest
 import torch
 
-from core.engine.int8_weights import int8_weights, quantize_linear_layers
+from core.engine.int8_weights import LEVELS, int8_weights, quantize_linear_layers
 
 
 def _layer(seed: int = 0) -> tuple[torch.nn.Linear, torch.nn.Linear]:
@@ -40,6 +40,34 @@ def test_decode_and_prompt_outputs_stay_close_to_the_float_layer():
             expected = float_layer(x)
             relative = (int8_layer(x) - expected).norm() / expected.norm()
             assert relative < 0.02, (shape, relative)
+
+
+def test_the_product_sums_each_rows_integers_exactly():
+    """Each row, rounded to integers on its own range, times the int8 weights: fbgemm's quantization must
+    take the integers as they are and its sums must not saturate (8-bit inputs only where the CPU has
+    VNNI), so the output is float64's product to float32 rounding."""
+    torch.manual_seed(2)
+    int8_layer = torch.nn.Linear(576, 1536)
+    torch.nn.init.normal_(int8_layer.weight, std=0.02)
+    with torch.no_grad():
+        int8_layer.weight[:, :8] = 0.1  # every row's largest weight: int8 127 in the first columns
+    quantize_linear_layers(torch.nn.Sequential(int8_layer))
+    int8, scale = int8_weights(int8_layer)
+    rows = torch.randn(5, 576) * torch.logspace(-2, 2, 5)[:, None]
+    rows[:, :8] = rows.abs().amax(dim=1, keepdim=True)  # top inputs times top weights: where 16-bit pairs saturate
+    with torch.inference_mode():
+        got = int8_layer(rows[:, None, :])[:, 0].double()
+    row_scale = rows.abs().amax(dim=1, keepdim=True).double() / LEVELS
+    integers = torch.round(rows.double() / row_scale)
+    expected = (integers @ int8.double().t()) * scale.double() * row_scale + int8_layer.bias.double()
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-6 * expected.abs().max().item())
+
+
+def test_a_row_of_zeros_gives_the_bias():
+    _, int8_layer = _layer()
+    rows = torch.stack([torch.zeros(576), torch.randn(576)])[:, None, :]
+    with torch.inference_mode():
+        assert torch.equal(int8_layer(rows)[0, 0], int8_layer.bias)
 
 
 def test_a_decode_rows_result_does_not_depend_on_the_other_rows():

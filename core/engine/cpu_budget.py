@@ -84,10 +84,20 @@ class CpuBudget:
             (self.data_dir / ANSWERING_MARKER).touch()
 
 
+def _cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512-BF16 or AMX), by its flags."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_has_int8_dot_products() -> bool:
+    """Whether this CPU sums int8 products straight into int32 (AVX-512-VNNI), by its flags: fbgemm's
+    kernels then take 8-bit inputs without saturating (core.engine.int8_weights)."""
+    return "avx512_vnni" in _cpu_flags()

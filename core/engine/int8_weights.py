@@ -6,19 +6,26 @@ scale per output row (symmetric, round to nearest: w ≈ int8 × scale), packed 
 dynamic int8 product (`quantized::linear_dynamic`, what `torch.ao.quantization.quantize_dynamic`
 calls), and every input (a decode step's rows, a prompt's tokens) goes through ONE such product.
 
-That product quantizes its whole input to 8 bits with one range, so on its own a row's result would
-depend on the other rows. Here each row is first divided by its own largest magnitude, and two
-columns holding +1 and -1 (with zero weights) are appended: every input then spans exactly [-1, 1],
-the range is the same constant for every row, and each row is quantized as it would be alone. The
-sums are exact int32, the output is scaled back by the row's own factor: a row's result is the same
-alone and in any batch, and with any thread count, by construction (tests check both, per layer and
-through the engine). Measured per layer on 2 cores (`python -m bench.int8_speed`, table in
-docs/benchmarks.md "Int8 weights"): four rows cost at most 1.5× one row, where one call per row
-cost 4× (and float32 products 2×); one row costs fbgemm's plain call plus 0.01-0.04 ms for the
-scaling. PyTorch's weight-only int8 kernel (`_weight_int8pack_mm`, torchao's CPU path) decoded one
-row 53% slower in the engine and took 2-4× as long on the vocabulary projection, the layer that
-weighs most in a step; `torch._int_mm` took 11.8 against 9.1 ms there for one Qwen row, 21.0
-against 13.6 for four.
+That product quantizes its whole input with one range, so on its own a row's result would depend on
+the other rows. Here each row is scaled so that its largest magnitude is LEVELS and rounded to
+integers, and two columns holding -(LEVELS + 1) and LEVELS (with zero weights) are appended: every
+input spans the same range, which is fbgemm's own number of levels, so its quantization has scale 1 and
+takes the integers as they are. The sums are exact int32 (a test checks them against float64), and the
+output is scaled back by the row's own factor: a row's result is the same alone and in any batch, and
+with any thread count, by construction (tests check both, per layer and through the engine).
+
+LEVELS is 127 (8-bit inputs) on a CPU with AVX-512-VNNI, whose kernels sum int8 products straight into
+int32. Other x86 kernels add pairs of products in 16 bits and could saturate, so there inputs keep 7 bits
+(fbgemm's `reduce_range`, LEVELS 63), as every CPU did before: on Qwen2.5-0.5B the 8-bit inputs cut the
+divergence from float32 (KL per token on 15 generic prompts) from 0.025 to 0.008, at the same speed.
+Most of int8's divergence is the inputs' rounding, not the weights': int8 weights with float inputs
+diverge 0.001, as little as bfloat16 (docs/benchmarks.md, "Where int8's answers differ").
+Measured per layer on 2 cores (`python -m bench.int8_speed`, table in docs/benchmarks.md "Int8
+weights"): four rows cost at most 1.5× one row, where one call per row cost 4× (and float32 products
+2×); one row costs fbgemm's plain call plus 0.01-0.04 ms for the scaling. PyTorch's weight-only int8
+kernel (`_weight_int8pack_mm`, torchao's CPU path) decoded one row 53% slower in the engine and took
+2-4× as long on the vocabulary projection, the layer that weighs most in a step; `torch._int_mm` took
+11.8 against 9.1 ms there for one Qwen row, 21.0 against 13.6 for four.
 
 Layers that read the same input (q, k and v; gate and up) share one packed matrix and one product
 (Int8Product, core.engine.shared_products): the same columns, exactly, for fewer calls (a Qwen step
@@ -41,9 +48,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from core.engine.cpu_budget import cpu_has_int8_dot_products
 from core.engine.shared_products import SharedProduct, joined_bias, product_sets
 
-_RANGE_ENDS = torch.tensor([[1.0, -1.0]])  # appended to every normalised row: its range is always [-1, 1]
+_EIGHT_BIT_INPUTS = cpu_has_int8_dot_products()  # else fbgemm's reduce_range: 7-bit inputs, no saturation
+LEVELS = 127 if _EIGHT_BIT_INPUTS else 63  # a row's largest magnitude, after scaling and rounding
+# appended to every row of integers: its range is always 2 * LEVELS + 1, fbgemm's top level (scale 1)
+_RANGE_ENDS = torch.tensor([[-(LEVELS + 1.0), float(LEVELS)]])
 CACHE_FORMAT = "int8-rows-v1"  # the cache file's layout (core.engine.model_store names the file): change it to make every cache stale
 
 
@@ -161,10 +172,10 @@ def int8_weights(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 def int8_product(product: Int8Product, rows: torch.Tensor) -> torch.Tensor:
     """Rows (2-D: a decode step's rows or a prompt's tokens) through the packed weights in one int8
-    product, each row quantized with its own range; in the rows' dtype."""
+    product, each row rounded to integers on its own range (LEVELS at its largest); in the rows' dtype."""
     floats = rows.float()
-    row_scale = floats.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
-    spanning = torch.cat([floats / row_scale, _RANGE_ENDS.expand(len(floats), -1)], dim=1)
-    out = torch.ops.quantized.linear_dynamic(spanning, product.packed_int8, True) * row_scale
+    row_scale = (floats.abs().amax(dim=1, keepdim=True) / LEVELS).clamp(min=torch.finfo(torch.float32).tiny)
+    integers = torch.cat([torch.round(floats / row_scale), _RANGE_ENDS.expand(len(floats), -1)], dim=1)
+    out = torch.ops.quantized.linear_dynamic(integers, product.packed_int8, not _EIGHT_BIT_INPUTS) * row_scale
     out = out if product.bias is None else out + product.bias.float()
     return out.to(rows.dtype)
