@@ -6,7 +6,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.engine.cpu_budget import cpu_has_native_bf16
+from core.engine.cpu_budget import cpu_has_int8_dot_products, cpu_has_native_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,8 +22,8 @@ def run_info() -> dict:
 
 
 def cpu_description() -> str:
-    """The CPU's maker and model, and whether it has native bf16: kernels and their speed differ by both
-    (docs/benchmarks.md, "Machines differ")."""
+    """The CPU's maker and model, whether it has native bf16 and VNNI: kernels and their speed differ by
+    all three (docs/benchmarks.md, "Machines differ"), and int8's inputs by VNNI (core.engine.int8_weights)."""
     fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -34,5 +34,6 @@ def cpu_description() -> str:
     flags = fields.get("flags", "").split()
     bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    isa += ", VNNI" if cpu_has_int8_dot_products() else ""
     family = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
     return f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} ({family}), {isa}, {bf16}"
