@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
+from bench.precision_eval import PRECISIONS
 from bench.run_info import run_info
 from core.common.settings import get_settings
 from core.engine.engine import Engine
-from core.engine.int8_weights import LEVELS
+from core.engine.int8_weights import LEVELS, int8_rows
 from core.engine.model_store import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +46,7 @@ SOURCE_QUESTIONS = [
     "Which settings does the text mention?",
     "What does the text say about tests?",
 ]
-SETTINGS = {
-    "float32": {"dtype": "float32", "quantization": "none"},
-    "bfloat16": {"dtype": "bfloat16", "quantization": "none"},
-    "int8": {"dtype": "float32", "quantization": "int8"},
-    "int8-weights-only": {"dtype": "float32", "quantization": "none"},
-}
+SETTINGS = {**PRECISIONS, "int8-weights-only": PRECISIONS["float32"]}
 
 
 def prompts(tokenizer) -> list[torch.Tensor]:
@@ -73,12 +69,12 @@ def prompts(tokenizer) -> list[torch.Tensor]:
 
 
 def round_weights_to_int8(model: torch.nn.Module) -> None:
-    """Every linear weight rounded to int8 levels with one scale per row, kept in float32."""
+    """Every linear weight rounded to the Lab's int8 rows (core.engine.int8_weights), kept in float32."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
-                scale = module.weight.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
-                module.weight.copy_(torch.round(module.weight / scale).clamp(-127, 127) * scale)
+                int8, scale = int8_rows(module.weight)
+                module.weight.copy_(int8[:, : module.in_features].float() * scale[:, None])
 
 
 def packed_model(precision: str) -> tuple[torch.nn.Module, object]:
@@ -138,7 +134,8 @@ def main() -> None:
     out = ROOT / "bench" / "results.json"
     existing = json.loads(out.read_text()) if out.exists() else {}
     section = existing.get("divergence", {})
-    section[get_settings().model] = {**run_info(), "int8_input_levels": LEVELS, "precisions": rows}
+    earlier = section.get(get_settings().model, {}).get("precisions", {})  # a run of some precisions keeps the others
+    section[get_settings().model] = {**run_info(), "int8_input_levels": LEVELS, "precisions": {**earlier, **rows}}
     out.write_text(json.dumps({**existing, "divergence": section}, indent=2) + "\n")
 
 

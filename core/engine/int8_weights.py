@@ -96,7 +96,7 @@ def quantize_linear_layers(model: torch.nn.Module, cache: Path | None = None) ->
         if stored is not None:  # a set at a time: only the sets being packed are in memory at once
             int8, scale = stored.get_tensor(f"{key}.int8"), stored.get_tensor(f"{key}.scale")
         else:
-            int8, scale = _int8_rows(torch.cat([layer.weight.detach() for layer in layers]))
+            int8, scale = int8_rows(torch.cat([layer.weight.detach() for layer in layers]))
             if cache is not None:
                 computed[key] = (int8, scale)
         return Int8Product(layers, int8, scale)
@@ -148,7 +148,7 @@ def _write_cache(cache: Path, computed: dict) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _int8_rows(weight: torch.Tensor, rows_at_once: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def int8_rows(weight: torch.Tensor, rows_at_once: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """The weight as int8 [out, in + 2] (the range columns zero) and its per-row scales, a block of rows
     at a time: float temporaries of the whole vocabulary projection would raise the peak memory."""
     scale = torch.empty(len(weight))
