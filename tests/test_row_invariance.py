@@ -101,6 +101,28 @@ def test_layers_packed_for_onednn_give_their_pages_of_the_model_file_back(lab, s
     assert packed > still_read and resident_file_bytes(model.get_input_embeddings().weight) <= still_read + 2**20
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
+def test_sibling_layers_share_one_onednn_product_and_each_gets_its_own_columns(lab, dtype):
+    """q, k and v (and gate and up) are packed as one matrix, one call a step: each layer's output is still
+    its own weight's product (a wrong slice of the set's columns would be another layer's)."""
+    if not row_products.packs_for_onednn(dtype):
+        pytest.skip("bfloat16 runs on oneDNN only on a CPU with native bf16")
+    source, _ = model_source(lab.settings)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).eval()
+    attention, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    siblings = [attention.q_proj, attention.k_proj, attention.v_proj, mlp.gate_proj, mlp.up_proj]
+    weights = [layer.weight.detach().clone() for layer in siblings]
+    use_batch_invariant_kernels(model)
+    assert attention.q_proj.shared_product is attention.k_proj.shared_product is attention.v_proj.shared_product
+    assert mlp.gate_proj.shared_product is mlp.up_proj.shared_product is not attention.q_proj.shared_product
+    x = torch.randn(3, 1, weights[0].shape[1], generator=torch.Generator().manual_seed(0)).to(dtype)
+    tolerance = 1e-4 if dtype == torch.float32 else 3e-2
+    with torch.inference_mode():
+        for layer, weight in zip(siblings, weights, strict=True):
+            expected = torch.nn.functional.linear(x.float(), weight.float())
+            torch.testing.assert_close(layer(x).float(), expected, atol=tolerance, rtol=tolerance)
+
+
 def resident_file_bytes(tensor: torch.Tensor) -> int:
     """Resident bytes of the mapped file that holds `tensor` (/proc/self/smaps)."""
     address, inside = tensor.data_ptr(), False

@@ -46,17 +46,42 @@ def decode_step(
     hidden = decoder.embed_tokens(tokens[:, None])
     cos, sin = decoder.rotary_emb(hidden, position_ids=positions[:, None])
     for index, layer in enumerate(decoder.layers):
-        attention = layer.self_attn
+        attention, mlp = layer.self_attn, layer.mlp
         residual = hidden
-        hidden = layer.input_layernorm(hidden)
         heads = (rows, 1, -1, attention.head_dim)
-        query = attention.q_proj(hidden).view(heads).transpose(1, 2)
-        keys = attention.k_proj(hidden).view(heads).transpose(1, 2)
-        values = attention.v_proj(hidden).view(heads).transpose(1, 2)
-        query, keys = rotate(query, keys, cos, sin)
-        keys, values = cache.layers[index].update(keys, values)
+        query, keys, values = linear_outputs(
+            layer.input_layernorm(hidden), attention.q_proj, attention.k_proj, attention.v_proj
+        )
+        query, keys = rotate(query.view(heads).transpose(1, 2), keys.view(heads).transpose(1, 2), cos, sin)
+        keys, values = cache.layers[index].update(keys, values.view(heads).transpose(1, 2))
         attended = attend_rows(attention, query, keys, values, starts, dropout=0.0, scaling=attention.scaling)
-        hidden = residual + attention.o_proj(attended.reshape(rows, 1, -1).contiguous())
+        (projected,) = linear_outputs(attended.reshape(rows, 1, -1).contiguous(), attention.o_proj)
+        hidden = residual + projected
         residual = hidden
-        hidden = residual + layer.mlp(layer.post_attention_layernorm(hidden))
-    return model.lm_head(decoder.norm(hidden))
+        gate, up = linear_outputs(layer.post_attention_layernorm(hidden), mlp.gate_proj, mlp.up_proj)
+        (down,) = linear_outputs(mlp.act_fn(gate) * up, mlp.down_proj)
+        hidden = residual + down
+    (logits,) = linear_outputs(decoder.norm(hidden), model.lm_head)
+    return logits
+
+
+def linear_outputs(x: torch.Tensor, *layers: torch.nn.Module) -> list[torch.Tensor]:
+    """Each layer's output for `x`, as the layer's own call gives it (its forward hooks included: the
+    LoRA rows' deltas). Layers that share one packed product (core.engine.shared_products) get views
+    of a single product, without the copy of each layer's columns or the module's call machinery."""
+    product = getattr(layers[0], "shared_product", None)
+    if (
+        product is None
+        or any(getattr(layer, "shared_product", None) is not product or layer._forward_pre_hooks for layer in layers)
+        or len(product.members) != len(layers)
+    ):
+        return [layer(x) for layer in layers]
+    out = product.product(x)
+    outputs = []
+    for layer in layers:
+        output = out[..., layer.product_columns]
+        for hook in layer._forward_hooks.values():
+            hooked = hook(layer, (x,), output)
+            output = output if hooked is None else hooked
+        outputs.append(output)
+    return outputs

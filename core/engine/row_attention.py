@@ -36,30 +36,40 @@ def row_by_row_sdpa(module, query, key, value, attention_mask, **kwargs):
 
 
 def attend_rows(module, query, key, value, starts: list[int], **kwargs) -> torch.Tensor:
-    """A decode step's attention, each row over its own keys from `starts[row]` on, with the call it gets alone."""
-    outputs = []
+    """A decode step's attention, each row over its own keys from `starts[row]` on, with the call it gets
+    alone. Returns [rows, 1, heads, dim], the layout SDPA's forward returns."""
+    if kwargs.get("sliding_window") or getattr(module, "sinks", None) is not None:  # eager arithmetic lacks these
+        return torch.cat([_sdpa_row(module, query, key, value, row, start, **kwargs) for row, start in enumerate(starts)])
+    rows, heads, _, dim = query.shape
+    key_heads = key.shape[1]
+    scaling = kwargs.get("scaling") or dim**-0.5
+    output = query.new_empty(rows, 1, heads, dim)
     for row, start in enumerate(starts):
-        # Contiguous copies, as a row alone has: the same values in a strided query gave another bf16 output.
-        keys = key[row : row + 1, :, start:].contiguous()
-        values = value[row : row + 1, :, start:].contiguous()
-        query_row = query[row : row + 1].contiguous()
-        if kwargs.get("sliding_window") or getattr(module, "sinks", None) is not None:  # eager arithmetic lacks these
-            output, _ = sdpa_attention_forward(module, query_row, keys, values, None, **kwargs)
-        else:
-            output = _one_query(query_row, keys, values, kwargs.get("scaling") or query.shape[-1] ** -0.5)
-        outputs.append(output)
-    return torch.cat(outputs)
+        grouped = _float32(query[row].reshape(key_heads, heads // key_heads, dim))
+        output[row, 0] = _one_query(grouped, _float32(key[row, :, start:]), _float32(value[row, :, start:]), scaling)
+    return output
 
 
-def _one_query(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> torch.Tensor:
-    """One row's query [1, heads, 1, dim] over its keys and values [1, key heads, n, dim], as eager attention
-    computes it; query heads are grouped over their key head (head h reads key head h // group) instead
-    of copying the keys for each. Returns [1, 1, heads, dim], the layout SDPA's forward returns."""
-    heads, key_heads, dim = query.shape[1], keys.shape[1], query.shape[-1]
-    grouped = query.reshape(1, key_heads, heads // key_heads, dim)
-    scores = torch.matmul(grouped, keys.transpose(2, 3)) * scaling
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
-    return torch.matmul(weights, values).reshape(1, 1, heads, dim)
+def _float32(states: torch.Tensor) -> torch.Tensor:
+    """A contiguous float32 copy (float32 states: themselves where already contiguous), as a row alone
+    has: the same values strided gave another output."""
+    return states.to(torch.float32, memory_format=torch.contiguous_format)
+
+
+def _sdpa_row(module, query, key, value, row: int, start: int, **kwargs) -> torch.Tensor:
+    keys = key[row : row + 1, :, start:].contiguous()
+    values = value[row : row + 1, :, start:].contiguous()
+    output, _ = sdpa_attention_forward(module, query[row : row + 1].contiguous(), keys, values, None, **kwargs)
+    return output
+
+
+def _one_query(grouped: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> torch.Tensor:
+    """One row's query heads grouped over their key head [key heads, group, dim] (head h reads key head
+    h // group, instead of copying the keys for each) over its keys and values [key heads, n, dim], as
+    eager attention computes it: scores, a softmax, the weighted values; all in float32. Returns [heads, dim]."""
+    scores = torch.bmm(grouped, keys.transpose(1, 2)) * scaling
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    return torch.bmm(weights, values).view(-1, grouped.shape[-1])
 
 
 def use_row_attention(model: torch.nn.Module) -> None:

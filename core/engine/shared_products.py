@@ -19,7 +19,7 @@ class SharedProduct:
     layers call it, dropping their float weights."""
 
     def __init__(self, layers: list[torch.nn.Linear]):
-        self._members = {id(layer) for layer in layers}
+        self.members = {id(layer) for layer in layers}
         # the last input and its output, until every layer of the set has taken its columns
         self._input: torch.Tensor | None = None
         self._output: torch.Tensor | None = None
@@ -32,11 +32,11 @@ class SharedProduct:
     def output_for(self, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """`layer`'s output for `x`: the set's product, computed when a layer of the set first asks for
         this input (the same tensor object), then sliced."""
-        if len(self._members) == 1:
+        if len(self.members) == 1:
             return self.product(x)
         if x is not self._input or id(layer) not in self._waiting:
             self._input, self._output = x, self.product(x)
-            self._waiting = set(self._members)
+            self._waiting = set(self.members)
         self._waiting.discard(id(layer))
         columns = self._output[..., layer.product_columns].contiguous()
         if not self._waiting:
@@ -66,7 +66,8 @@ def product_sets(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
     same input size (and biases on all or none), every other layer alone."""
     sets, placed = [], set()
     for parent in model.modules():
-        children = dict(parent.named_children())
+        # under peft a layer is a wrapper around its base layer (tests compare the engine with peft's model)
+        children = {name: getattr(child, "base_layer", child) for name, child in parent.named_children()}
         for names in SHARED_INPUT_LAYERS:
             members = [children[name] for name in names if float_linear(children.get(name))]
             if (
