@@ -8,11 +8,13 @@ row of a decode step attends over its own keys only, with the call it gets alone
 equals its mode page and a user's answer equals their answer when nobody else is asking. Prefill (one
 prompt at a time) takes transformers' own SDPA path unchanged.
 
-A decode row's attention is eager attention's arithmetic (scores, a float32 softmax, the weighted values),
-not PyTorch's fused CPU kernel: for one query that kernel's float32 sums depend on the thread count (an
+A decode row's attention is eager attention's arithmetic (scores, a softmax, the weighted values), not
+PyTorch's fused CPU kernel: for one query that kernel's float32 sums depend on the thread count (an
 AMD CPU, 1 against 2 threads), and the engine's thread count changes when a training job starts. Two
-matrix products over the row's own keys gave the same result with 1 and 2 threads, as fast in float32
-and 4-11x faster in bfloat16 (one query over 600 to 1500 keys).
+matrix products over the row's own keys gave the same result with 1 and 2 threads. They run in float32
+in every dtype, rounded once at the end: in bfloat16 they ran on oneDNN, which builds a kernel for each
+new shape, and a row's key count grows every step (637 us a product against 37 at a fixed count; float32
+on MKL builds none). Float32 models compute exactly as before.
 """
 
 import torch
@@ -39,7 +41,9 @@ def attend_rows(module, query, key, value, starts: list[int], **kwargs) -> torch
     """A decode step's attention, each row over its own keys from `starts[row]` on, with the call it gets
     alone. Returns [rows, 1, heads, dim], the layout SDPA's forward returns."""
     if kwargs.get("sliding_window") or getattr(module, "sinks", None) is not None:  # eager arithmetic lacks these
-        return torch.cat([_sdpa_row(module, query, key, value, row, start, **kwargs) for row, start in enumerate(starts)])
+        return torch.cat(
+            [_sdpa_row(module, query, key, value, row, start, **kwargs) for row, start in enumerate(starts)]
+        )
     rows, heads, _, dim = query.shape
     key_heads = key.shape[1]
     scaling = kwargs.get("scaling") or dim**-0.5

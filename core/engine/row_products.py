@@ -7,8 +7,8 @@ among others, and kernels for 3 to 10 rows disagree with each other in places. G
 such a difference into a different answer now and then, often in bfloat16, so a compare column
 could differ from its mode page for no reason of its own.
 
-float32, and bfloat16 on a CPU that multiplies it natively (AVX-512-BF16, AMX): each layer's weight is
-packed once for oneDNN's inner product (`torch.ops.mkldnn._reorder_linear_weight`, what PyTorch's CPU
+float32, and bfloat16 on a CPU that multiplies it natively (AVX-512-BF16, AMX): each layer's weight (q, k
+and v as one matrix, gate and up as one: `OneDnnProduct`) is packed once for oneDNN's inner product (`torch.ops.mkldnn._reorder_linear_weight`, what PyTorch's CPU
 compiler uses), and a decode step's rows
 go through in blocks of at most four. oneDNN reads the weights once for up to four rows, so four rows
 cost about what one costs (Qwen's MLP, 40 layers' weights cycled out of cache: one row 25.9 ms, four
@@ -84,7 +84,9 @@ class OneDnnProduct(SharedProduct):
 
     def __init__(self, layers: list[torch.nn.Linear]):
         super().__init__(layers)
-        weight = torch.cat([layer.weight.detach() for layer in layers]) if len(layers) > 1 else layers[0].weight.detach()
+        weight = (
+            torch.cat([layer.weight.detach() for layer in layers]) if len(layers) > 1 else layers[0].weight.detach()
+        )
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, BLOCK_ROWS)
         self.bias = joined_bias(layers)
         self.shape = (weight.shape[0], weight.shape[1], self.bias is not None)
@@ -127,7 +129,7 @@ def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
             _give_back(layer.weight, mapped)
         return product
 
-    # Packing runs inside torch and releases the interpreter: one layer per core at once. The pool's
+    # Packing runs inside torch and releases the interpreter: one set per core at once. The pool's
     # threads end with it, and the OpenMP threads they used with them (core.engine.cpu_budget).
     with ThreadPoolExecutor(available_cores()) as pool:
         products = list(pool.map(packed, chosen))
