@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
 from core.engine.batch_decoder import DecodeBatch, LiveRow, PrefixCache
-from core.engine.decode_step import fits_decode_step
+from core.engine.decode_step import decode_step, fits_decode_step
 from core.engine.engine import use_batch_invariant_kernels
 from core.lab import Lab
 from tests.test_engine_worker import DECODING, QUESTIONS, mode_rows
@@ -73,3 +73,37 @@ def test_only_llama_shaped_models_with_row_attention_take_the_lean_step():
     gpt2 = tiny(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=64))
     use_batch_invariant_kernels(gpt2)
     assert not fits_decode_step(gpt2)
+
+
+def _prefilled_row(engine, row, guesses: int = 0) -> DecodeBatch:
+    batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, PrefixCache(), guesses)
+    prompt = engine.encode(row.messages, DECODING.max_new_tokens)[0]
+    batch.join(LiveRow(None, 0, row.adapter or "__base__", STEPS), prompt, batch.prefill(prompt, row.adapter))
+    return batch
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("mode", ["rag", "hybrid"])
+def test_several_tokens_of_a_row_in_one_step_get_the_logits_of_one_token_steps(lab, sample, mode):
+    """What checking a row's guessed tokens rests on (core/engine/prompt_lookup.py): four tokens of a row in
+    one step give each the logits, keys and values it gets fed alone, one step at a time; bit for bit."""
+    row = mode_rows(lab, sample, QUESTIONS[0])[mode]
+    engine = lab.engine
+    fed = [engine.tokenizer.encode(" returns within", add_special_tokens=False)[0], 11, 42]
+    with engine._lock, torch.inference_mode():
+        together = _prefilled_row(engine, row)
+        engine.lora.route([together.rows[0].adapter])
+        tokens = torch.tensor([[together.next_tokens.item(), *fed]])
+        positions = together.positions[:, None] + torch.arange(4)
+        at_once = decode_step(engine.model, tokens, positions, together.cache, [0])
+
+        alone = _prefilled_row(engine, row)
+        one_by_one = [
+            decode_step(engine.model, tokens[:, at : at + 1], positions[:, at : at + 1], alone.cache, [0])
+            for at in range(4)
+        ]
+    assert at_once.shape[:2] == (1, 4)
+    assert all(torch.equal(at_once[:, at : at + 1], logits) for at, logits in enumerate(one_by_one))
+    assert not torch.equal(one_by_one[0], one_by_one[1])  # different tokens, different logits: the check can fail
+    for ours, theirs in zip(together.cache.layers, alone.cache.layers, strict=True):
+        assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)

@@ -14,7 +14,7 @@ import torch
 
 from core.answers.prompts import grounded_messages
 from core.common.vocabulary import Decoding
-from core.engine.batch_decoder import DecodeBatch, PrefixCache
+from core.engine.batch_decoder import DecodeBatch, LiveRow, PrefixCache
 from core.engine.engine import DoneEvent, Row, TextEvent
 from core.engine.model_store import model_source
 from tests.conftest import ROOT
@@ -186,6 +186,35 @@ def test_a_prompt_prefilled_again_with_an_adapter_runs_only_the_layers_it_adapts
     assert len(reused.layers) == len(whole.layers) == len(layers)
     for ours, theirs in zip(reused.layers, whole.layers, strict=True):
         assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
+
+
+def lone_row_run(engine, row: Row, decoding: Decoding, guesses: int) -> tuple[list[int], int, bool]:
+    """(tokens, steps, cut off) of a row decoded alone, checking up to `guesses` guessed tokens a step."""
+    prompt = engine.encode(row.messages, decoding.max_new_tokens)[0]
+    with engine._lock, torch.inference_mode():
+        batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, decoding, engine.lora, PrefixCache(), guesses)
+        live = LiveRow(None, 0, row.adapter or "__base__", decoding.max_new_tokens, decoding.min_new_tokens)
+        batch.join(live, prompt, batch.prefill(prompt, row.adapter))
+        steps, ended = 0, []
+        while batch.rows:
+            ended += batch.step()[1]
+            steps += 1
+    return live.generated, steps, ended[0][1]
+
+
+@pytest.mark.parametrize("mode", ["rag", "hybrid"])
+def test_a_lone_row_checks_guessed_tokens_and_gives_the_same_answer_in_fewer_steps(lab, sample, mode):
+    """A row alone in the batch checks tokens guessed from its prompt (core/engine/prompt_lookup.py) in the
+    block of rows its step computes anyway: RAG quotes its sources, so guesses hold, and the answer is
+    token for token the one a step at a time gives, whether it ends on its own or at its token limit."""
+    engine = lab.engine
+    assert engine.guesses >= 1  # on CPU: the rows of the block a one-row step computes anyway
+    row = mode_rows(lab, sample, QUESTIONS[0])[mode]
+    for decoding in (DECODING, Decoding(max_new_tokens=40, min_new_tokens=40)):
+        plain, plain_steps, plain_cut = lone_row_run(engine, row, decoding, 0)
+        guessed, guessed_steps, guessed_cut = lone_row_run(engine, row, decoding, engine.guesses)
+        assert guessed == plain and guessed_cut == plain_cut
+    assert len(plain) == 40 and guessed_steps < plain_steps  # guesses held: the check can fail
 
 
 EXIT_SCRIPT = """

@@ -49,3 +49,29 @@ def test_a_rows_attention_is_the_same_with_one_thread_and_two():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_several_new_tokens_of_a_row_each_attend_as_that_token_alone(dtype):
+    """A row's guessed tokens checked in one step (core/engine/prompt_lookup.py): each slot sees the keys up
+    to its own, and gets exactly what the same token gets alone in a step over those keys."""
+    generator = torch.Generator().manual_seed(2)
+    query = torch.randn(6, 14, 1, 64, generator=generator).to(dtype)  # two rows, three tokens each
+    keys = torch.randn(2, 2, 50, 64, generator=generator).to(dtype)
+    values = torch.randn(2, 2, 50, 64, generator=generator).to(dtype)
+    starts = [0, 9]
+    module = torch.nn.Module()
+
+    got = attend_rows(module, query, keys, values, starts, scaling=0.125)
+
+    for slot in range(6):
+        row, end = slot // 3, 50 - (2 - slot % 3)
+        alone = attend_rows(
+            module,
+            query[slot : slot + 1],
+            keys[row : row + 1, :, :end],
+            values[row : row + 1, :, :end],
+            [starts[row]],
+            scaling=0.125,
+        )
+        assert torch.equal(got[slot : slot + 1], alone)

@@ -1,4 +1,5 @@
-"""A decode step (one new token per row) through a Llama-shaped decoder, without transformers' per-call plumbing.
+"""A decode step (one new token per row, or several for a row checking guesses) through a Llama-shaped decoder,
+without transformers' per-call plumbing.
 
 At batch 1 about half of a step was Python around the torch ops. The model's own forward builds a
 4-D mask, threads keyword arguments through every layer, wraps outputs in dataclasses, and row
@@ -39,32 +40,45 @@ def fits_decode_step(model: torch.nn.Module) -> bool:
 def decode_step(
     model: torch.nn.Module, tokens: torch.Tensor, positions: torch.Tensor, cache, starts: list[int]
 ) -> torch.Tensor:
-    """Logits [rows, 1, vocabulary] for one token per row (`tokens`, at `positions`), appending each
-    layer's keys and values to `cache` (a DynamicCache of left-padded rows). `starts[row]` is the
-    index of the row's first real key (0 without padding)."""
+    """Logits [rows, new, vocabulary] for `new` tokens per row (`tokens` at `positions`, both [rows, new]),
+    appending each layer's keys and values to `cache` (a DynamicCache of left-padded rows). `starts[row]`
+    is the index of the row's first real key (0 without padding). Each token is computed as a one-token
+    step computes it, as a row of its own: a row's later tokens (guesses checked in the same step,
+    core.engine.prompt_lookup) see its earlier ones through the cache, and nothing else."""
     decoder = model.get_decoder()
-    rows = len(tokens)
+    rows, new = tokens.shape
+    slots = rows * new  # one per token: a row of the products and of the attention
     rotate = sys.modules[type(decoder.layers[0].self_attn).__module__].apply_rotary_pos_emb  # the model's own
-    hidden = decoder.embed_tokens(tokens[:, None])
-    cos, sin = decoder.rotary_emb(hidden, position_ids=positions[:, None])
+    hidden = decoder.embed_tokens(tokens.reshape(slots, 1))
+    cos, sin = decoder.rotary_emb(hidden, position_ids=positions.reshape(slots, 1))
     for index, layer in enumerate(decoder.layers):
         attention, mlp = layer.self_attn, layer.mlp
         residual = hidden
-        heads = (rows, 1, -1, attention.head_dim)
+        heads = (slots, 1, -1, attention.head_dim)
         query, keys, values = linear_outputs(
             layer.input_layernorm(hidden), attention.q_proj, attention.k_proj, attention.v_proj
         )
         query, keys = rotate(query.view(heads).transpose(1, 2), keys.view(heads).transpose(1, 2), cos, sin)
-        keys, values = cache.layers[index].update(keys, values.view(heads).transpose(1, 2))
+        keys, values = cache.layers[index].update(
+            _per_row(keys, rows), _per_row(values.view(heads).transpose(1, 2), rows)
+        )
         attended = attend_rows(attention, query, keys, values, starts, dropout=0.0, scaling=attention.scaling)
-        (projected,) = linear_outputs(attended.reshape(rows, 1, -1).contiguous(), attention.o_proj)
+        (projected,) = linear_outputs(attended.reshape(slots, 1, -1).contiguous(), attention.o_proj)
         hidden = residual + projected
         residual = hidden
         gate, up = linear_outputs(layer.post_attention_layernorm(hidden), mlp.gate_proj, mlp.up_proj)
         (down,) = linear_outputs(mlp.act_fn(gate) * up, mlp.down_proj)
         hidden = residual + down
     (logits,) = linear_outputs(decoder.norm(hidden), model.lm_head)
-    return logits
+    return logits.view(rows, new, -1)
+
+
+def _per_row(states: torch.Tensor, rows: int) -> torch.Tensor:
+    """A step's keys or values, one slot each [slots, heads, 1, dim], as the cache takes them: [rows, heads,
+    new, dim] (with one token per row, the same tensor)."""
+    if len(states) == rows:
+        return states
+    return states.view(rows, -1, *states.shape[1:]).squeeze(3).transpose(1, 2)
 
 
 def linear_outputs(x: torch.Tensor, *layers: torch.nn.Module) -> list[torch.Tensor]:

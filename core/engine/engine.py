@@ -10,7 +10,8 @@ page, and a user's answer does not depend on who else is asking.
 One worker thread owns the model. Every caller (a mode page, a compare, an evaluation, another
 session) hands it rows and reads its own rows' tokens back; rows from different callers share one
 batch (core.engine.batch_decoder), joining and leaving between steps, so concurrent users don't queue
-behind each other's answers.
+behind each other's answers. A row alone checks guessed tokens in each step
+(core.engine.prompt_lookup): the same answer in fewer steps.
 """
 
 import atexit
@@ -31,7 +32,7 @@ from core.engine.int8_weights import quantize_linear_layers
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.model_store import LoadedModel
 from core.engine.row_attention import use_row_attention
-from core.engine.row_products import use_row_products
+from core.engine.row_products import rows_beside_one, use_row_products
 
 __all__ = [
     "BASE_ADAPTER",
@@ -95,6 +96,8 @@ class Engine:
         use_batch_invariant_kernels(self.model, budget.threads if budget else None)
         self.lora = LoraRuntime(self.model)
         self.prefixes = PrefixCache()  # system prompts' keys and values, per adapter
+        # a lone greedy row checks this many guessed tokens a step (core.engine.prompt_lookup); 0: none
+        self.guesses = rows_beside_one(self.model) if self.device == "cpu" else 0
         atexit.register(_stop_at_exit, weakref.ref(self))  # a weak reference: a switched-out model is still freed
 
     # --- adapters -------------------------------------------------------------------------
@@ -234,7 +237,9 @@ class Engine:
                     if request is _STOP:
                         return
                     held.append(request)
-                batch = DecodeBatch(self.model, self.tokenizer.eos_token_id, held[0].decoding, self.lora, self.prefixes)
+                batch = DecodeBatch(
+                    self.model, self.tokenizer.eos_token_id, held[0].decoding, self.lora, self.prefixes, self.guesses
+                )
                 torch.manual_seed(held[0].decoding.seed)
             while not self._requests.empty():
                 request = self._requests.get()

@@ -39,18 +39,24 @@ def row_by_row_sdpa(module, query, key, value, attention_mask, **kwargs):
 
 def attend_rows(module, query, key, value, starts: list[int], **kwargs) -> torch.Tensor:
     """A decode step's attention, each row over its own keys from `starts[row]` on, with the call it gets
-    alone. Returns [rows, 1, heads, dim], the layout SDPA's forward returns."""
+    alone. Returns [rows, 1, heads, dim], the layout SDPA's forward returns. With several new tokens a row
+    (`query` holds `new` slots per row of `key`, a row's in order; core.engine.decode_step), each slot
+    attends over the keys up to its own, as that token alone in a step would."""
+    new = len(query) // len(key)
+    total = key.shape[2]
+    spans = [(slot // new, starts[slot // new], total - (new - 1 - slot % new)) for slot in range(len(query))]
     if kwargs.get("sliding_window") or getattr(module, "sinks", None) is not None:  # eager arithmetic lacks these
         return torch.cat(
-            [_sdpa_row(module, query, key, value, row, start, **kwargs) for row, start in enumerate(starts)]
+            [_sdpa_row(module, query, key, value, slot, span, **kwargs) for slot, span in enumerate(spans)]
         )
-    rows, heads, _, dim = query.shape
+    slots, heads, _, dim = query.shape
     key_heads = key.shape[1]
     scaling = kwargs.get("scaling") or dim**-0.5
-    output = query.new_empty(rows, 1, heads, dim)
-    for row, start in enumerate(starts):
-        grouped = _float32(query[row].reshape(key_heads, heads // key_heads, dim))
-        output[row, 0] = _one_query(grouped, _float32(key[row, :, start:]), _float32(value[row, :, start:]), scaling)
+    output = query.new_empty(slots, 1, heads, dim)
+    for slot, (row, start, end) in enumerate(spans):
+        grouped = _float32(query[slot].reshape(key_heads, heads // key_heads, dim))
+        keys, values = _float32(key[row, :, start:end]), _float32(value[row, :, start:end])
+        output[slot, 0] = _one_query(grouped, keys, values, scaling)
     return output
 
 
@@ -60,10 +66,11 @@ def _float32(states: torch.Tensor) -> torch.Tensor:
     return states.to(torch.float32, memory_format=torch.contiguous_format)
 
 
-def _sdpa_row(module, query, key, value, row: int, start: int, **kwargs) -> torch.Tensor:
-    keys = key[row : row + 1, :, start:].contiguous()
-    values = value[row : row + 1, :, start:].contiguous()
-    output, _ = sdpa_attention_forward(module, query[row : row + 1].contiguous(), keys, values, None, **kwargs)
+def _sdpa_row(module, query, key, value, slot: int, span: tuple[int, int, int], **kwargs) -> torch.Tensor:
+    row, start, end = span
+    keys = key[row : row + 1, :, start:end].contiguous()
+    values = value[row : row + 1, :, start:end].contiguous()
+    output, _ = sdpa_attention_forward(module, query[slot : slot + 1].contiguous(), keys, values, None, **kwargs)
     return output
 
 

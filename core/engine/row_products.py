@@ -58,6 +58,13 @@ def use_row_products(model: torch.nn.Module, threads: int | None = None) -> None
             module.forward = _pairwise_forward(module)
 
 
+def rows_beside_one(model: torch.nn.Module) -> int:
+    """How many rows a one-row decode step could carry beside its own for about nothing more in its products:
+    a packed product (oneDNN, int8) reads its weights once for a block of four rows, the pairwise product
+    for two."""
+    return BLOCK_ROWS - 1 if getattr(model.lm_head, "shared_product", None) is not None else ROWS_PER_PRODUCT - 1
+
+
 def packs_for_onednn(dtype: torch.dtype) -> bool:
     """Whether layers of `dtype` run on oneDNN's packed product on this CPU: float32 always, bfloat16 only
     where the CPU multiplies it natively (without, oneDNN refuses it on AVX2 and emulates it on AVX-512,
