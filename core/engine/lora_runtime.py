@@ -122,7 +122,7 @@ class LoraRuntime:
                 if weights is None:
                     continue
                 if rows is None and not decode_step:  # a prompt's prefill: one row
-                    output = (output + _delta(x, weights)).to(x.dtype)
+                    output = _added_in_place(output, _delta(x, weights))
                     continue
                 for row in range(x.shape[0]) if rows is None else rows:
                     output[row : row + 1] = output[row : row + 1] + _delta(x[row : row + 1], weights)
@@ -135,6 +135,15 @@ def _decoder_layer(name: str) -> int | None:
     """The decoder layer a module belongs to ("model.layers.12.mlp.up_proj" -> 12), or None."""
     found = re.search(r"\.layers\.(\d+)\.", f".{name}")
     return int(found.group(1)) if found else None
+
+
+def _added_in_place(output: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """output + delta, summed in the delta's dtype and rounded once to the output's, as peft's
+    `(result + delta).to(dtype)`, but written into the output and the delta: no new prompt-sized tensors
+    (a prompt's gate or up projection: two of 4-9 MB each). Addition commutes, so the sums are the same."""
+    if delta.dtype == output.dtype:
+        return output.add_(delta)
+    return output.copy_(delta.add_(output))
 
 
 def _delta(x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor, float]) -> torch.Tensor:
