@@ -255,12 +255,16 @@ class DecodeBatch:
                 past_key_values=self.cache,
                 use_cache=True,
             ).logits
-        # one row of scores per token to choose: each row's next, or the lone row's next at each guess
-        scores = (logits[0] if guesses else logits[:, -1, :]).to(copy=True, dtype=torch.float32)
-        answers = [self.rows[0].generated + guesses[:at] for at in range(new)] if guesses else None
-        answers = answers or [row.generated for row in self.rows]
+        # one row of scores per token to choose: each row's next, or the lone row's next at each of its positions
+        if guesses:
+            scores = logits[0].to(copy=True, dtype=torch.float32)
+            answers = [self.rows[0].generated + guesses[:at] for at in range(new)]  # the answer, if the guesses hold
+            limits = [self.rows[0].min_new_tokens] * new
+        else:
+            scores = logits[:, -1, :].to(copy=True, dtype=torch.float32)
+            answers = [row.generated for row in self.rows]
+            limits = [row.min_new_tokens for row in self.rows]
         penalise_repeats(scores, answers, self._penalty)
-        limits = [self.rows[0].min_new_tokens] * new if guesses else [row.min_new_tokens for row in self.rows]
         for index, (answer, least) in enumerate(zip(answers, limits, strict=True)):
             if len(answer) < least:
                 scores[index, self.eos_token_id] = -float("inf")
