@@ -62,7 +62,8 @@ def rows_beside_one(model: torch.nn.Module) -> int:
     """How many rows a one-row decode step could carry beside its own for about nothing more in its products:
     a packed product (oneDNN, int8) reads its weights once for a block of four rows, the pairwise product
     for two."""
-    return BLOCK_ROWS - 1 if getattr(model.lm_head, "shared_product", None) is not None else ROWS_PER_PRODUCT - 1
+    packed = getattr(getattr(model, "lm_head", None), "shared_product", None) is not None
+    return BLOCK_ROWS - 1 if packed else ROWS_PER_PRODUCT - 1
 
 
 def packs_for_onednn(dtype: torch.dtype) -> bool:
