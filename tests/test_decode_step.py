@@ -75,8 +75,8 @@ def test_only_llama_shaped_models_with_row_attention_take_the_lean_step():
     assert not fits_decode_step(gpt2)
 
 
-def _prefilled_row(engine, row, guesses: int = 0) -> DecodeBatch:
-    batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, PrefixCache(), guesses)
+def _prefilled_row(engine, row) -> DecodeBatch:
+    batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, PrefixCache())
     prompt = engine.encode(row.messages, DECODING.max_new_tokens)[0]
     batch.join(LiveRow(None, 0, row.adapter or "__base__", STEPS), prompt, batch.prefill(prompt, row.adapter))
     return batch
