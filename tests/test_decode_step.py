@@ -10,7 +10,7 @@ from core.engine.batch_decoder import DecodeBatch, LiveRow, PrefixCache
 from core.engine.decode_step import decode_step, fits_decode_step
 from core.engine.engine import use_batch_invariant_kernels
 from core.lab import Lab
-from tests.test_engine_worker import DECODING, QUESTIONS, mode_rows
+from tests.test_engine_worker import DECODING, QUESTIONS, mode_rows, prefilled_row
 
 STEPS = 8
 
@@ -75,13 +75,6 @@ def test_only_llama_shaped_models_with_row_attention_take_the_lean_step():
     assert not fits_decode_step(gpt2)
 
 
-def _prefilled_row(engine, row) -> DecodeBatch:
-    batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, PrefixCache())
-    prompt = engine.encode(row.messages, DECODING.max_new_tokens)[0]
-    batch.join(LiveRow(None, 0, row.adapter or "__base__", STEPS), prompt, batch.prefill(prompt, row.adapter))
-    return batch
-
-
 @pytest.mark.model
 @pytest.mark.parametrize("mode", ["rag", "hybrid"])
 def test_several_tokens_of_a_row_in_one_step_get_the_logits_of_one_token_steps(lab, sample, mode):
@@ -91,13 +84,13 @@ def test_several_tokens_of_a_row_in_one_step_get_the_logits_of_one_token_steps(l
     engine = lab.engine
     fed = [engine.tokenizer.encode(" returns within", add_special_tokens=False)[0], 11, 42]
     with engine._lock, torch.inference_mode():
-        together = _prefilled_row(engine, row)
+        together = prefilled_row(engine, row)
         engine.lora.route([together.rows[0].adapter])
         tokens = torch.tensor([[together.next_tokens.item(), *fed]])
         positions = together.positions[:, None] + torch.arange(4)
         at_once = decode_step(engine.model, tokens, positions, together.cache, [0])
 
-        alone = _prefilled_row(engine, row)
+        alone = prefilled_row(engine, row)
         one_by_one = [
             decode_step(engine.model, tokens[:, at : at + 1], positions[:, at : at + 1], alone.cache, [0])
             for at in range(4)

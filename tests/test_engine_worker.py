@@ -188,13 +188,20 @@ def test_a_prompt_prefilled_again_with_an_adapter_runs_only_the_layers_it_adapts
         assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
 
 
+def prefilled_row(engine, row: Row, decoding: Decoding = DECODING, guesses: int = 0) -> DecodeBatch:
+    """A batch holding `row` alone, prefilled (call with the engine's lock held)."""
+    batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, decoding, engine.lora, PrefixCache(), guesses)
+    prompt = engine.encode(row.messages, decoding.max_new_tokens)[0]
+    live = LiveRow(None, 0, row.adapter or "__base__", decoding.max_new_tokens, decoding.min_new_tokens)
+    batch.join(live, prompt, batch.prefill(prompt, row.adapter))
+    return batch
+
+
 def lone_row_run(engine, row: Row, decoding: Decoding, guesses: int) -> tuple[list[int], int, bool]:
     """(tokens, steps, cut off) of a row decoded alone, checking up to `guesses` guessed tokens a step."""
-    prompt = engine.encode(row.messages, decoding.max_new_tokens)[0]
     with engine._lock, torch.inference_mode():
-        batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, decoding, engine.lora, PrefixCache(), guesses)
-        live = LiveRow(None, 0, row.adapter or "__base__", decoding.max_new_tokens, decoding.min_new_tokens)
-        batch.join(live, prompt, batch.prefill(prompt, row.adapter))
+        batch = prefilled_row(engine, row, decoding, guesses)
+        live = batch.rows[0]
         steps, ended = 0, []
         while batch.rows:
             ended += batch.step()[1]
