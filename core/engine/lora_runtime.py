@@ -71,6 +71,7 @@ class LoraRuntime:
         self.adapters: dict[str, LoraWeights] = {}
         self._plan: list[tuple[str, list[int] | None]] = []  # (adapter, its rows, or None for all rows)
         self._hooked: dict[str, torch.utils.hooks.RemovableHandle] = {}
+        self._converted: tuple[torch.Tensor, torch.Tensor] | None = None  # the last input, in the adapter's dtype
 
     def add(self, name: str, path: str | Path) -> None:
         weights = load_lora(path, self.model.dtype, str(self.model.device))
@@ -103,6 +104,7 @@ class LoraRuntime:
         unknown = [name for name in distinct if name not in self.adapters]
         if unknown:
             raise ValueError(f"The adapter {unknown[0]!r} is not loaded.")
+        self._converted = None  # a new forward: the last one's input is not needed again
         if len(distinct) == 1 and BASE_ADAPTER not in row_adapters:
             self._plan = [(distinct[0], None)]
             return
@@ -121,14 +123,24 @@ class LoraRuntime:
                 weights = self.adapters[name].layers.get(layer)
                 if weights is None:
                     continue
+                x = self._in_dtype(x, weights[0].dtype)
                 if rows is None and not decode_step:  # a prompt's prefill: one row
                     output = _added_in_place(output, _delta(x, weights))
                     continue
                 for row in range(x.shape[0]) if rows is None else rows:
-                    output[row : row + 1] = output[row : row + 1] + _delta(x[row : row + 1], weights)
+                    _added_in_place(output[row : row + 1], _delta(x[row : row + 1], weights))
             return output
 
         return add_lora
+
+    def _in_dtype(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`x` in the adapter's dtype, converted once for the sibling layers that read it (q, k and v; gate
+        and up): the same values each time, so the same deltas."""
+        if x.dtype == dtype:
+            return x
+        if self._converted is None or self._converted[0] is not x or self._converted[1].dtype != dtype:
+            self._converted = (x, x.to(dtype))  # holding x: its id cannot pass to another tensor meanwhile
+        return self._converted[1]
 
 
 def _decoder_layer(name: str) -> int | None:
@@ -149,6 +161,6 @@ def _added_in_place(output: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 def _delta(x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor, float]) -> torch.Tensor:
     """lora_B(lora_A(x)) * scaling, in the adapter's dtype."""
     lora_a, lora_b, scaling = weights
-    x = x if x.dtype == lora_a.dtype else x.to(lora_a.dtype)
+    x = x if x.dtype == lora_a.dtype else x.to(lora_a.dtype)  # the hooks convert it already
     delta = torch.nn.functional.linear(torch.nn.functional.linear(x, lora_a), lora_b)
     return delta if scaling == 1.0 else delta * scaling
