@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from bench.run_info import run_info
+from bench.run_info import kernel_cap, run_info
 from core.answers.compare import Column
 from core.common.scenario import load_scenario
 from core.common.settings import Settings
@@ -341,6 +341,7 @@ def main() -> None:
         "model": engine.model_name,
         "quantization": engine.quantization,
         "dtype": str(engine.dtype).removeprefix("torch."),
+        "kernels": kernel_cap(),
         "torch_threads": ENGINE_THREADS,
         "new_tokens": NEW_TOKENS,
         "runs": RUNS,
@@ -398,9 +399,10 @@ def _last_section(name: str) -> dict:
 
 
 def column_name(r: dict) -> str:
-    """A configuration's name: the model and its weights (the dtype, or int8)."""
+    """A configuration's name: the model, its weights (the dtype, or int8) and kernels held to an older CPU's."""
     weights = "int8 weights" if r["quantization"] == "int8" else r["dtype"]
-    return f"{r['model']} · {weights}"
+    kernels = f" · {r['kernels']} kernels" if r.get("kernels") else ""  # bench.run_info.kernel_cap
+    return f"{r['model']} · {weights}{kernels}"
 
 
 def render_table(configurations: list[dict], kb: dict) -> str:

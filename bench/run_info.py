@@ -36,4 +36,21 @@ def cpu_description() -> str:
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     isa += ", VNNI" if cpu_has_int8_dot_products() else ""
     family = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
-    return f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} ({family}), {isa}, {bf16}"
+    capped = f", kernels capped at {kernel_cap()} ({' '.join(_caps_set())})" if kernel_cap() else ""
+    return f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} ({family}), {isa}, {bf16}{capped}"
+
+
+# How a run takes the kernels of an older CPU on this one: PyTorch's own, oneDNN's and MKL's
+KERNEL_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def _caps_set() -> list[str]:
+    return [f"{name}={os.environ[name]}" for name in KERNEL_CAPS if os.environ.get(name)]
+
+
+def kernel_cap() -> str:
+    """The instruction set a run's kernels were held to ("AVX2"), or "" for this CPU's own: a run with
+    `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2` computes as a CPU
+    without AVX-512 or native bf16 does (its memory and cores stay this machine's)."""
+    caps = {os.environ[name].upper() for name in KERNEL_CAPS if os.environ.get(name)}
+    return "/".join(sorted(caps))
