@@ -9,6 +9,8 @@ from pathlib import Path
 from core.engine.cpu_budget import cpu_has_int8_dot_products, cpu_has_native_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
+# How a run takes the kernels of an older CPU on this one: PyTorch's own, oneDNN's and MKL's
+KERNEL_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def run_info() -> dict:
@@ -36,15 +38,13 @@ def cpu_description() -> str:
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     isa += ", VNNI" if cpu_has_int8_dot_products() else ""
     family = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
-    capped = f", kernels capped at {kernel_cap()} ({' '.join(_caps_set())})" if kernel_cap() else ""
+    cap = kernel_cap()
+    capped = f", kernels capped at {cap} ({' '.join(_caps_set())})" if cap else ""
     return f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} ({family}), {isa}, {bf16}{capped}"
 
 
-# How a run takes the kernels of an older CPU on this one: PyTorch's own, oneDNN's and MKL's
-KERNEL_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-
-
 def _caps_set() -> list[str]:
+    """The caps this run was started with, as NAME=value."""
     return [f"{name}={os.environ[name]}" for name in KERNEL_CAPS if os.environ.get(name)]
 
 
