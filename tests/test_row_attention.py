@@ -5,9 +5,8 @@ against PyTorch's attention, with query heads grouped over their key heads as Ll
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from core.engine.row_attention import attend_rows, prompt_attention
+from core.engine.row_attention import attend_rows
 
 
 @pytest.mark.parametrize(("heads", "key_heads"), [(9, 3), (14, 2), (4, 4)])
@@ -76,22 +75,3 @@ def test_several_new_tokens_of_a_row_each_attend_as_that_token_alone(dtype):
             scaling=0.125,
         )
         assert torch.equal(got[slot : slot + 1], alone)
-
-
-@pytest.mark.parametrize(("heads", "key_heads"), [(14, 2), (9, 3), (4, 4)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_a_prompt_behind_a_cached_beginning_attends_as_transformers_sdpa_does(heads, key_heads, dtype):
-    """A prompt prefilled after its cached system prompt has a mask; transformers then copies each key head
-    for its query heads, the engine reads it in place: the same output, bit for bit."""
-    generator = torch.Generator().manual_seed(3)
-    new, cached = 37, 20
-    query = torch.randn(1, heads, new, 64, generator=generator).to(dtype)
-    keys, values = torch.randn(2, 1, key_heads, cached + new, 64, generator=generator).to(dtype)
-    mask = torch.ones(new, cached + new, dtype=torch.bool).tril(cached)[None, None]  # causal behind the cache
-    module = torch.nn.Module()
-    module.num_key_value_groups = heads // key_heads
-
-    got, _ = prompt_attention(module, query, keys, values, mask, dropout=0.0, scaling=0.125, sliding_window=None)
-    expected, _ = sdpa_attention_forward(module, query, keys, values, mask, dropout=0.0, scaling=0.125)
-
-    assert torch.equal(got, expected)

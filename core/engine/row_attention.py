@@ -6,10 +6,7 @@ output differs in the last bits from the same row alone. In bfloat16 that change
 and then (hooks on every module found the first difference in layer 0's attention output). Here each
 row of a decode step attends over its own keys only, with the call it gets alone, so a compare column
 equals its mode page and a user's answer equals their answer when nobody else is asking. Prefill (one
-prompt at a time) takes transformers' own SDPA path, but for one copy: behind a cached system prompt a
-prompt's attention has a mask, and transformers then copies each key head for every query head that
-reads it (`repeat_kv`). PyTorch's kernel reads the shared head in place (`enable_gqa`) with the same
-sums, bit for bit: a 376-token Qwen prompt's attention took 113 ms against 207 (bfloat16, 2 cores).
+prompt at a time) takes transformers' own SDPA path unchanged.
 
 A decode row's attention is eager attention's arithmetic (scores, a softmax, the weighted values), not
 PyTorch's fused CPU kernel: for one query that kernel's float32 sums depend on the thread count (an
@@ -26,40 +23,18 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 ROW_ATTENTION = "lab_row_sdpa"
-# arguments of transformers' SDPA forward that change its arithmetic: those prompts keep its own path
-_BEYOND_PLAIN_SDPA = ("position_bias", "softcap", "cache", "output_attentions")
 
 
 def row_by_row_sdpa(module, query, key, value, attention_mask, **kwargs):
     """transformers' SDPA forward, called per row for a decode step of several rows."""
     if query.shape[2] != 1:  # a prompt's prefill
-        return prompt_attention(module, query, key, value, attention_mask, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     starts = [0] * query.shape[0]
     if attention_mask is not None:  # left padding: the row's keys are the last ones
         valid = attention_mask[:, 0, -1]
         valid = valid if valid.dtype == torch.bool else valid == 0
         starts = valid.long().argmax(dim=1).tolist()
     return attend_rows(module, query, key, value, starts, **kwargs), None
-
-
-def prompt_attention(module, query, key, value, attention_mask, **kwargs):
-    """transformers' SDPA forward for a prompt, but query heads read their shared key head in place where it
-    would copy it: with a mask, on a CPU. Without a mask transformers reads it in place already; on CUDA a
-    mask with grouped heads sends PyTorch to a slower kernel, so CUDA keeps transformers' path."""
-    groups = getattr(module, "num_key_value_groups", 1)
-    plain = not any(kwargs.get(name) for name in _BEYOND_PLAIN_SDPA) and getattr(module, "sinks", None) is None
-    if groups == 1 or attention_mask is None or query.device.type != "cpu" or not plain:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    output = torch.nn.functional.scaled_dot_product_attention(
-        query,
-        key,
-        value,
-        attn_mask=attention_mask,
-        dropout_p=kwargs.get("dropout", 0.0),
-        scale=kwargs.get("scaling"),
-        enable_gqa=True,
-    )
-    return output.transpose(1, 2).contiguous(), None
 
 
 def attend_rows(module, query, key, value, starts: list[int], **kwargs) -> torch.Tensor:
