@@ -159,8 +159,7 @@ def _added_in_place(output: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 
 def _delta(x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor, float]) -> torch.Tensor:
-    """lora_B(lora_A(x)) * scaling, in the adapter's dtype."""
+    """lora_B(lora_A(x)) * scaling, for `x` in the adapter's dtype (`LoraRuntime._in_dtype`)."""
     lora_a, lora_b, scaling = weights
-    x = x if x.dtype == lora_a.dtype else x.to(lora_a.dtype)  # the hooks convert it already
     delta = torch.nn.functional.linear(torch.nn.functional.linear(x, lora_a), lora_b)
     return delta if scaling == 1.0 else delta * scaling
