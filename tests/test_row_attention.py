@@ -75,3 +75,26 @@ def test_several_new_tokens_of_a_row_each_attend_as_that_token_alone(dtype):
             scaling=0.125,
         )
         assert torch.equal(got[slot : slot + 1], alone)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_keys_read_in_place_from_the_batchs_float32_buffer_give_what_a_tensor_of_their_own_gives(dtype):
+    """The decode batch keeps its keys and values in float32 buffers with room to grow
+    (core/engine/batch_decoder.py) and a row reads its keys there as a strided view; generate()'s cache holds
+    them in the model's dtype, one tensor of their own. Both must give a row the same bits, at every key count."""
+    generator = torch.Generator().manual_seed(3)
+    module = torch.nn.Module()
+    for length in [*range(1, 70, 3), 255, 256, 257, 511, 700]:
+        query = torch.randn(2, 14, 1, 64, generator=generator).to(dtype)
+        keys = torch.randn(2, 2, length, 64, generator=generator).to(dtype)
+        values = torch.randn(2, 2, length, 64, generator=generator).to(dtype)
+        starts = [0, length // 2]
+        key_buffer = torch.zeros(2, 2, length + 37, 64)
+        value_buffer = torch.zeros(2, 2, length + 37, 64)
+        key_buffer[:, :, :length], value_buffer[:, :, :length] = keys, values
+
+        in_place = attend_rows(module, query, key_buffer[:, :, :length], value_buffer[:, :, :length], starts)
+        own = attend_rows(module, query, keys, values, starts)
+
+        assert in_place.dtype == dtype
+        assert torch.equal(in_place, own), length

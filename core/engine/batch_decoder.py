@@ -140,6 +140,9 @@ class DecodeBatch:
         decoder = model.get_decoder()
         self.lower_layers = LowerLayerReuse(decoder.layers) if hasattr(decoder, "layers") else None
         self.lean_steps = fits_decode_step(model)  # core.engine.decode_step, else the model's own forward
+        # its row attention reads keys and values in float32 (core.engine.row_attention): the batch keeps
+        # them so (exact for bfloat16), instead of converting every row's whole history every step
+        self.cache_dtype = torch.float32 if self.lean_steps else model.dtype
         # a lone greedy row checks up to this many guessed tokens a step (core.engine.prompt_lookup)
         self.guesses = guesses if self.lean_steps and decoding.temperature == 0 else 0
         self.cache: DynamicCache | None = None
@@ -191,8 +194,8 @@ class DecodeBatch:
         new_width = max(width, own)
         layers = []
         for layer in range(len(cache.layers)):
-            keys = [_pad_left(cache.layers[layer].keys, new_width)]
-            values = [_pad_left(cache.layers[layer].values, new_width)]
+            keys = [_pad_left(cache.layers[layer].keys.to(self.cache_dtype), new_width)]
+            values = [_pad_left(cache.layers[layer].values.to(self.cache_dtype), new_width)]
             if self.cache is not None:
                 keys.insert(0, _pad_left(self.cache.layers[layer].keys, new_width))
                 values.insert(0, _pad_left(self.cache.layers[layer].values, new_width))

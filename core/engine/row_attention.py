@@ -52,18 +52,21 @@ def attend_rows(module, query, key, value, starts: list[int], **kwargs) -> torch
     slots, heads, _, dim = query.shape
     key_heads = key.shape[1]
     scaling = kwargs.get("scaling") or dim**-0.5
-    output = query.new_empty(slots, 1, heads, dim)
+    # every slot's query heads grouped over their key head, converted once; the output summed in float32
+    # and rounded once at the end
+    grouped = query.to(torch.float32, memory_format=torch.contiguous_format).view(slots, key_heads, -1, dim)
+    output = torch.empty_like(grouped)
     for slot, (row, start, end) in enumerate(spans):
-        grouped = _float32(query[slot].reshape(key_heads, heads // key_heads, dim))
         keys, values = _float32(key[row, :, start:end]), _float32(value[row, :, start:end])
-        output[slot, 0] = _one_query(grouped, keys, values, scaling)
-    return output
+        _one_query(grouped[slot], keys, values, scaling, out=output[slot])
+    return output.view(slots, 1, heads, dim).to(query.dtype)
 
 
 def _float32(states: torch.Tensor) -> torch.Tensor:
-    """A contiguous float32 copy (float32 states: themselves where already contiguous), as a row alone
-    has: the same values strided gave another output."""
-    return states.to(torch.float32, memory_format=torch.contiguous_format)
+    """`states` in float32: themselves when they are (the decode batch keeps its cache so,
+    core.engine.batch_decoder), else a copy. A row's keys in the batch's buffer are a strided view; its
+    product's sums are those of a contiguous copy (tests/test_row_attention.py checks it)."""
+    return states if states.dtype == torch.float32 else states.to(torch.float32)
 
 
 def _sdpa_row(module, query, key, value, slot: int, span: tuple[int, int, int], **kwargs) -> torch.Tensor:
@@ -74,13 +77,16 @@ def _sdpa_row(module, query, key, value, slot: int, span: tuple[int, int, int], 
     return output
 
 
-def _one_query(grouped: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> torch.Tensor:
+def _one_query(
+    grouped: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float, out: torch.Tensor
+) -> None:
     """One row's query heads grouped over their key head [key heads, group, dim] (head h reads key head
     h // group, instead of copying the keys for each) over its keys and values [key heads, n, dim], as
-    eager attention computes it: scores, a softmax, the weighted values; all in float32. Returns [heads, dim]."""
-    scores = torch.bmm(grouped, keys.transpose(1, 2)) * scaling
+    eager attention computes it: scores, a softmax, the weighted values; all in float32. Writes `out`
+    [key heads, group, dim]."""
+    scores = torch.bmm(grouped, keys.transpose(1, 2)).mul_(scaling)
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
-    return torch.bmm(weights, values).view(-1, grouped.shape[-1])
+    torch.bmm(weights, values, out=out)
 
 
 def use_row_attention(model: torch.nn.Module) -> None:
