@@ -111,6 +111,32 @@ def test_a_caller_that_stops_listening_frees_the_engine(lab, sample):
     assert run_rows(lab.engine, [plain], DECODING)[0] == run_rows(lab.engine, [plain], DECODING)[0] != ""
 
 
+def test_a_step_nobody_waits_for_stops_between_layers_and_the_next_answer_is_unchanged(lab, sample):
+    """A caller who leaves while its step runs (the bench's first-token measure; a user who stops and asks
+    again): the step stops at the next layer instead of finishing, its rows leave the batch, and the next
+    answer is what it is on a fresh batch."""
+    engine = lab.engine
+    plain = mode_rows(lab, sample, QUESTIONS[1])["base"]
+    layers = engine.model.get_decoder().layers
+    ran: list[int] = []
+    with engine._lock, torch.inference_mode():
+        batch = prefilled_row(engine, plain)
+        hooks = [
+            layer.input_layernorm.register_forward_pre_hook(lambda *_, i=i: ran.append(i))
+            for i, layer in enumerate(layers)
+        ]
+        try:
+            wanted = iter([True, True, True])  # wanted before the first three layers, then not
+            produced, ended = batch.step(lambda: not next(wanted, False))
+        finally:
+            for hook in hooks:
+                hook.remove()
+    assert (produced, ended, batch.rows) == ([], [], [])
+    assert batch.cache is None  # nothing half updated is kept
+    assert ran == [0, 1, 2]  # the first three layers ran, and no other
+    assert run_rows(engine, [plain])[0] == run_rows(engine, [plain])[0] != ""
+
+
 def test_a_short_prompt_streams_before_a_long_one_in_its_request_is_read(lab, sample, monkeypatch):
     """Rows wait for their prefill one step at a time, the shortest first: a compare's base column
     streams while its RAG prompt is still being prefilled, and both answers stay what they are alone."""
@@ -120,9 +146,9 @@ def test_a_short_prompt_streams_before_a_long_one_in_its_request_is_read(lab, sa
     steps: list[list[int]] = []  # the request's rows (by index) in each decoding step
     step = DecodeBatch.step
 
-    def recorded_step(batch):
+    def recorded_step(batch, *args):
         steps.append([row.index for row in batch.rows])
-        return step(batch)
+        return step(batch, *args)
 
     monkeypatch.setattr(DecodeBatch, "step", recorded_step)
     assert run_rows(lab.engine, long_first) == alone

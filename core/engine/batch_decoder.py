@@ -20,13 +20,14 @@ their sources: 1.7-2.3x as fast, Qwen bfloat16 on 2 cores).
 """
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper
 from transformers.cache_utils import DynamicLayer
 
-from core.engine.decode_step import decode_step, fits_decode_step
+from core.engine.decode_step import StepAbandoned, decode_step, fits_decode_step
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.lower_layers import LowerLayerReuse
 from core.engine.prompt_lookup import PromptLookup
@@ -233,11 +234,17 @@ class DecodeBatch:
         self.mask, self.next_tokens, self.positions = self.mask[index], self.next_tokens[index], self.positions[index]
 
     # --- one step ---------------------------------------------------------------------------
-    def step(self) -> tuple[list[tuple[LiveRow, int]], list[tuple[LiveRow, bool]]]:
+    def step(
+        self, unwanted: Callable[[], bool] | None = None
+    ) -> tuple[list[tuple[LiveRow, int]], list[tuple[LiveRow, bool]]]:
         """Decodes one token for every row; a row alone in the batch may get several (its guesses that the
         model confirms, core.engine.prompt_lookup: the tokens it would have produced one step at a time).
         Returns (row, token) for each row's new tokens, in order, and (row, cut_off) for rows that ended:
-        at end-of-sequence, or cut off at their token limit. Ended rows leave the batch."""
+        at end-of-sequence, or cut off at their token limit. Ended rows leave the batch.
+
+        `unwanted` says whether anyone still waits for the rows' tokens (a caller who stopped listening);
+        it is asked between layers, and when it says no one does, the step stops there and every row
+        leaves the batch: the next request does not wait for a step nobody reads (up to 0.13 s on 2 cores)."""
         guesses = self._guesses()
         new = 1 + len(guesses)
         batch = len(self.rows)
@@ -249,7 +256,11 @@ class DecodeBatch:
             if guesses:
                 tokens = torch.cat([tokens, torch.tensor([guesses], device=tokens.device)], dim=1)
             positions = self.positions[:, None] + torch.arange(new, device=self.positions.device)
-            logits = decode_step(self.model, tokens, positions, self.cache, starts)
+            try:
+                logits = decode_step(self.model, tokens, positions, self.cache, starts, unwanted)
+            except StepAbandoned:  # the cache is half updated: nothing of the batch is kept
+                self.drop(list(self.rows))
+                return [], []
         else:
             logits = self.model(
                 input_ids=self.next_tokens[:, None],

@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -257,7 +257,7 @@ class Engine:
                 batch.drop([row for row in batch.rows if row.owner.cancelled.is_set()])
                 if batch.rows:
                     try:
-                        produced, ended = batch.step()
+                        produced, ended = batch.step(_all_set([row.owner.cancelled for row in batch.rows]))
                     except Exception as error:  # every row in the batch fails; the worker goes on
                         for owner in {id(row.owner): row.owner for row in batch.rows}.values():
                             owner.tokens.put(error)
@@ -301,6 +301,11 @@ class Engine:
         """One conversation: yields text pieces, then its GenerationStats."""
         for event in self.stream_rows([Row(messages, adapter)], decoding):
             yield event.text if isinstance(event, TextEvent) else event.stats
+
+
+def _all_set(flags: list[threading.Event]) -> Callable[[], bool]:
+    """Whether every one of `flags` is set, asked later (a step's rows: have all their callers left?)."""
+    return lambda: all(flag.is_set() for flag in flags)
 
 
 class EngineClosed(RuntimeError):
