@@ -214,6 +214,38 @@ def test_a_prompt_prefilled_again_with_an_adapter_runs_only_the_layers_it_adapts
         assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
 
 
+@pytest.mark.parametrize("mode", ["rag", "hybrid"])
+def test_a_prefill_runs_only_the_keys_and_values_of_the_top_layer_and_keeps_the_same_cache(lab, sample, mode):
+    """Only the cache of a prefill is kept (its last token runs in the next step): the top layer computes its
+    keys and values and none of its attention output or MLP, and every layer's keys and values are bit for
+    bit those of the model's own forward over the prompt (with the adapter's LoRA for hybrid)."""
+    engine = lab.engine
+    row = mode_rows(lab, sample, QUESTIONS[0])[mode]
+    prompt = engine.encode(row.messages, DECODING.max_new_tokens)[0]
+    adapter = row.adapter or "__base__"
+    top = engine.model.get_decoder().layers[-1]
+    ran: list[str] = []
+    with engine._lock, torch.inference_mode():
+        engine.lora.route([adapter])
+        whole = engine.model(input_ids=torch.tensor([prompt[:-1]]), use_cache=True).past_key_values
+        batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, DECODING, engine.lora, PrefixCache())
+        hooks = [
+            top.mlp.register_forward_hook(lambda *_: ran.append("mlp")),
+            top.self_attn.o_proj.register_forward_hook(lambda *_: ran.append("o_proj")),
+            top.self_attn.k_proj.register_forward_hook(lambda *_: ran.append("k_proj")),
+        ]
+        try:
+            prefilled = batch.prefill(prompt, adapter)
+        finally:
+            for hook in hooks:
+                hook.remove()
+    assert ran == ["k_proj"]  # the top layer's keys were computed, its output was not
+    assert "forward" not in vars(top)  # the layer is itself again
+    assert len(prefilled.layers) == len(whole.layers)
+    for ours, theirs in zip(prefilled.layers, whole.layers, strict=True):
+        assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
+
+
 def prefilled_row(engine, row: Row, decoding: Decoding = DECODING, guesses: int = 0) -> DecodeBatch:
     """A batch holding `row` alone, prefilled (call with the engine's lock held)."""
     batch = DecodeBatch(engine.model, engine.tokenizer.eos_token_id, decoding, engine.lora, PrefixCache(), guesses)

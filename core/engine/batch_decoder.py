@@ -21,6 +21,7 @@ their sources: 1.7-2.3x as fast, Qwen bfloat16 on 2 cores).
 
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +31,7 @@ from transformers.cache_utils import DynamicLayer
 from core.engine.decode_step import StepAbandoned, decode_step, fits_decode_step
 from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.lower_layers import LowerLayerReuse
+from core.engine.prefill_top import keys_and_values_only
 from core.engine.prompt_lookup import PromptLookup
 
 
@@ -173,20 +175,32 @@ class DecodeBatch:
         if head:
             layers = self.prefixes.get(adapter, head)
             if layers is None:
-                computed = self.model(input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1)
+                with self._top_layer_keys_only():
+                    computed = self.model(
+                        input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1
+                    )
                 layers = [(layer.keys, layer.values) for layer in computed.past_key_values.layers]
                 self.prefixes.put(adapter, head, layers)
             cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)  # copies: the entry stays intact
         ids = torch.tensor([prompt[len(head) : -1]], device=device)
 
         def forward():
-            # logits_to_keep=1: the vocabulary projection of the prompt tokens would be thrown away
-            return self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
+            # only the cache is kept: no vocabulary projection but one token's, no top layer but its keys and values
+            with self._top_layer_keys_only():
+                return self.model(
+                    input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1
+                ).past_key_values
 
         if self.lower_layers is None:
             return forward()
         # the same prompt prefilled just before (a compare's RAG row, then its hybrid row): from the adapted layers up
         return self.lower_layers.prefill((tuple(prompt), len(head)), self.lora.untouched_below(), forward)
+
+    def _top_layer_keys_only(self):
+        """Within: the top decoder layer computes its keys and values only (core.engine.prefill_top)."""
+        if not self.lean_steps:
+            return nullcontext()
+        return keys_and_values_only(self.model.get_decoder().layers[-1])
 
     def join(self, row: LiveRow, prompt: list[int], cache: DynamicCache) -> None:
         """Adds a prefilled row; its last prompt token runs in the next step."""
