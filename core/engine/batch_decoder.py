@@ -175,32 +175,28 @@ class DecodeBatch:
         if head:
             layers = self.prefixes.get(adapter, head)
             if layers is None:
-                with self._top_layer_keys_only():
-                    computed = self.model(
-                        input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1
-                    )
-                layers = [(layer.keys, layer.values) for layer in computed.past_key_values.layers]
+                computed = self._cache_after(torch.tensor([head], device=device), None)
+                layers = [(layer.keys, layer.values) for layer in computed.layers]
                 self.prefixes.put(adapter, head, layers)
             cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)  # copies: the entry stays intact
         ids = torch.tensor([prompt[len(head) : -1]], device=device)
 
         def forward():
-            # only the cache is kept: no vocabulary projection but one token's, no top layer but its keys and values
-            with self._top_layer_keys_only():
-                return self.model(
-                    input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1
-                ).past_key_values
+            return self._cache_after(ids, cache)
 
         if self.lower_layers is None:
             return forward()
         # the same prompt prefilled just before (a compare's RAG row, then its hybrid row): from the adapted layers up
         return self.lower_layers.prefill((tuple(prompt), len(head)), self.lora.untouched_below(), forward)
 
-    def _top_layer_keys_only(self):
-        """Within: the top decoder layer computes its keys and values only (core.engine.prefill_top)."""
-        if not self.lean_steps:
-            return nullcontext()
-        return keys_and_values_only(self.model.get_decoder().layers[-1])
+    def _cache_after(self, ids: torch.Tensor, cache: DynamicCache | None) -> DynamicCache:
+        """The cache after `ids` (appended to `cache`, or a new one). A prefill keeps nothing else, so it runs
+        the decoder without the vocabulary projection, and the top layer computes only its keys and values
+        (core.engine.prefill_top)."""
+        decoder = self.model.get_decoder()
+        top = keys_and_values_only(decoder.layers[-1]) if self.lean_steps else nullcontext()
+        with top:
+            return decoder(input_ids=ids, past_key_values=cache, use_cache=True).past_key_values
 
     def join(self, row: LiveRow, prompt: list[int], cache: DynamicCache) -> None:
         """Adds a prefilled row; its last prompt token runs in the next step."""
