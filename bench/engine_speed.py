@@ -84,10 +84,6 @@ def bytes_read_per_token(model: torch.nn.Module) -> int:
     return total
 
 
-def median_of(measure, runs: int = RUNS) -> float:
-    return statistics.median(measure() for _ in range(runs))
-
-
 def interleaved_medians(first, second, runs: int = RUNS) -> tuple[float, float]:
     """Medians of two measurements taken in turn, so drift in the machine's speed hits both alike."""
     pairs = [(first(), second()) for _ in range(runs)]
@@ -313,12 +309,21 @@ def main() -> None:
     llama_rate = llama_cpp_decode_rate(settings.model, prompt, engine.tokenizer.eos_token_id)
 
     lab.decoding = lambda: FIXED  # single answers use the same fixed-length decoding as the batch
-    one_mode = median_of(lambda: _wall(lambda: lab.ask(scenario, "base", QUESTIONS[0]).collect()))
     columns = [Column(mode) for mode in MODES]
-    compares = [compare_times(lab, scenario, columns, QUESTIONS[0]) for _ in range(RUNS)]
-    four_modes, first_column, last_column = (statistics.median(run[i] for run in compares) for i in range(3))
-    one_user = median_of(lambda: concurrent_wall(lab, scenario, QUESTIONS[:1]), 2)
-    four_users = median_of(lambda: concurrent_wall(lab, scenario, QUESTIONS[:4]), 2)
+    # in turn, as the decode rates above: this VM's speed drifts by 10-25% within minutes, and one mode
+    # measured in a slow minute and compare in a fast one (or the other way round) moved the ratio by 0.2
+    pairs = [
+        (
+            _wall(lambda: lab.ask(scenario, "base", QUESTIONS[0]).collect()),
+            compare_times(lab, scenario, columns, QUESTIONS[0]),
+        )
+        for _ in range(RUNS)
+    ]
+    one_mode = statistics.median(one for one, _ in pairs)
+    four_modes, first_column, last_column = (statistics.median(run[i] for _, run in pairs) for i in range(3))
+    one_user, four_users = interleaved_medians(
+        lambda: concurrent_wall(lab, scenario, QUESTIONS[:1]), lambda: concurrent_wall(lab, scenario, QUESTIONS[:4]), 2
+    )
     del lab.decoding
     rag_first = statistics.median(first_token_s(lab, scenario, "rag", q) for q in QUESTIONS)
     # medians like every other measure: one cold start swung by 2 s between runs of the same commit
