@@ -3,7 +3,8 @@
 This replaces transformers' generate() in the engine. Per step it does what generate() does for greedy
 and sampled decoding (same forward inputs, same logits processors, so the same tokens), without its
 per-step machinery, and with three things generate() cannot do:
-- keys and values are written in place into preallocated buffers, not re-concatenated every step;
+- keys and values are written in place into preallocated buffers, not re-concatenated every step (in
+  float32 for the bundled models, the dtype their decoding attention reads: core.engine.row_attention);
 - a row that finishes leaves the batch, so the others stop paying for it;
 - new rows join a running batch between steps (requests from other sessions), so nobody waits for
   someone else's answer to end.

@@ -14,7 +14,8 @@ AMD CPU, 1 against 2 threads), and the engine's thread count changes when a trai
 matrix products over the row's own keys gave the same result with 1 and 2 threads. They run in float32
 in every dtype, rounded once at the end: in bfloat16 they ran on oneDNN, which builds a kernel for each
 new shape, and a row's key count grows every step (637 us a product against 37 at a fixed count; float32
-on MKL builds none). Float32 models compute exactly as before.
+on MKL builds none). Float32 models compute exactly as before. The decode batch keeps its keys and values
+in float32 (core.engine.batch_decoder), so a row reads them where they are, without a copy each step.
 """
 
 import torch
