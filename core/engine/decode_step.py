@@ -48,14 +48,14 @@ def decode_step(
     positions: torch.Tensor,
     cache,
     starts: list[int],
-    abandon: Callable[[], bool] | None = None,
+    unwanted: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
     """Logits [rows, new, vocabulary] for `new` tokens per row (`tokens` at `positions`, both [rows, new]),
     appending each layer's keys and values to `cache` (a DynamicCache of left-padded rows). `starts[row]`
     is the index of the row's first real key (0 without padding). Each token is computed as a one-token
     step computes it, as a row of its own: a row's later tokens (guesses checked in the same step,
-    core.engine.prompt_lookup) see its earlier ones through the cache, and nothing else. `abandon`, when
-    given, is asked before each layer: when it says so, the step raises StepAbandoned."""
+    core.engine.prompt_lookup) see its earlier ones through the cache, and nothing else. `unwanted`, when
+    given, is asked before each layer: when it says nobody waits for the tokens, the step raises StepAbandoned."""
     decoder = model.get_decoder()
     rows, new = tokens.shape
     slots = rows * new  # one per token: a row of the products and of the attention
@@ -63,7 +63,7 @@ def decode_step(
     hidden = decoder.embed_tokens(tokens.reshape(slots, 1))
     cos, sin = decoder.rotary_emb(hidden, position_ids=positions.reshape(slots, 1))
     for index, layer in enumerate(decoder.layers):
-        if abandon is not None and abandon():
+        if unwanted is not None and unwanted():
             raise StepAbandoned
         attention, mlp = layer.self_attn, layer.mlp
         residual = hidden
