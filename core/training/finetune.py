@@ -23,6 +23,7 @@ from core.training.datasets import load_chat_dataset
 from core.training.estimate import FINISH_S, RecentRate, seconds_for, validation_passes_left
 from core.training.forgetting import check_forgetting
 from core.training.frozen_layers import FrozenLayerOutputs, frozen_layer_outputs
+from core.training.shared_prefix import SharedPrefix, prefix_groups
 from core.training.train_config import TrainConfig
 
 IGNORE = -100
@@ -183,11 +184,16 @@ def train_adapter(
             # bounded memory (eight hybrid-length examples at once took ~13 GB on CPU).
             labelled = sum(sum(label != IGNORE for label in labels[1:]) for _, labels in batch)
             batch_loss = 0.0
-            for part in micro_batches(batch, MICRO_BATCH_TOKENS):
-                loss_sum, _ = _assistant_loss(model, part, frozen, tokenizer.pad_token_id, device)
-                (loss_sum / labelled).backward()
-                batch_loss += loss_sum.item() / labelled
-                tokens_seen += sum(len(ids) for ids, _ in part)
+            # LoRA dropout draws a mask per example, so a shared beginning would share it too
+            for shared, group in prefix_groups(batch) if not config.dropout else [(0, batch)]:
+                prefix = SharedPrefix(model.get_base_model().model, group, shared, frozen) if shared else None
+                for part in micro_batches(group, MICRO_BATCH_TOKENS, skip=shared):
+                    loss_sum, _ = _assistant_loss(model, part, frozen, tokenizer.pad_token_id, device, prefix)
+                    (loss_sum / labelled).backward()
+                    batch_loss += loss_sum.item() / labelled
+                    tokens_seen += sum(len(ids) for ids, _ in part)
+                if prefix:
+                    prefix.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
@@ -289,11 +295,12 @@ def _pause_while_the_app_answers(model, budget: CpuBudget, on_phase) -> list:
     return [layer.register_forward_pre_hook(wait) for layer in model.get_base_model().model.layers]
 
 
-def micro_batches(batch: list, max_tokens: int) -> list[list]:
-    """The batch (sorted by length) in consecutive parts whose padded size stays within max_tokens."""
+def micro_batches(batch: list, max_tokens: int, skip: int = 0) -> list[list]:
+    """The batch (sorted by length) in consecutive parts whose padded size stays within max_tokens, counting
+    the tokens after the first `skip` (a beginning the examples share runs apart: core.training.shared_prefix)."""
     parts, current = [], []
     for example in sorted(batch, key=lambda e: len(e[0])):
-        if current and len(example[0]) * (len(current) + 1) > max_tokens:
+        if current and (len(example[0]) - skip) * (len(current) + 1) > max_tokens:
             parts.append(current)
             current = []
         current.append(example)
@@ -301,15 +308,21 @@ def micro_batches(batch: list, max_tokens: int) -> list[list]:
 
 
 def _assistant_loss(
-    peft_model, part: list, frozen: FrozenLayerOutputs, pad_id: int, device: str
+    peft_model, part: list, frozen: FrozenLayerOutputs, pad_id: int, device: str, prefix: SharedPrefix | None = None
 ) -> tuple[torch.Tensor, int]:
     """Summed next-token loss of a micro-batch on labelled positions only, and how many there were.
     The vocabulary projection (a fifth of the model's compute) runs just where a label exists; the
-    frozen lower layers run once per example (core.training.frozen_layers)."""
+    frozen lower layers run once per example (core.training.frozen_layers); with a `prefix`, the examples'
+    shared beginning ran before them and each runs only its rest (core.training.shared_prefix)."""
     causal_lm = peft_model.get_base_model()
-    inputs = _collate(part, pad_id, device)
-    with frozen.running(part):
-        output = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    skip = prefix.length if prefix else 0
+    inputs = _collate([(ids[skip:], labels[skip:]) for ids, labels in part], pad_id, device)
+    mask, cached = inputs["attention_mask"], {}
+    if prefix:
+        mask = torch.cat([mask.new_ones(len(part), skip), mask], dim=1)
+        cached = {"past_key_values": prefix.cache_for(len(part), causal_lm.config), "use_cache": True}
+    with frozen.running(part, skip):
+        output = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=mask, **cached)
     hidden = output.last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE

@@ -26,34 +26,55 @@ class FrozenLayerOutputs:
         self.first_adapted = first_adapted
         self.bytes_left = max_bytes
         self.kept: dict[tuple[int, ...], torch.Tensor] = {}  # token ids -> (tokens, hidden) input of first_adapted
+        self._prefix: torch.Tensor | None = None  # the shared beginning's input, while its group runs
+
+    def all_kept(self, examples: list) -> bool:
+        return all(tuple(ids) in self.kept for ids, _ in examples)
 
     @contextmanager
-    def running(self, part: list) -> Iterator[None]:
-        """Within: the decoder computes `part` (examples as (ids, labels), right-padded to the longest)
-        starting at the lowest adapted layer if every example's input there is kept, else from the
-        embeddings, keeping what it computes while the budget lasts."""
+    def running_prefix(self, group: list, length: int) -> Iterator[None]:
+        """Within: the decoder computes the first `length` tokens the group's examples share, as one row
+        (core.training.shared_prefix), from the lowest adapted layer if the whole group is kept."""
+        self._prefix = None
+        if not self.first_adapted:
+            yield
+        elif self.all_kept(group):
+            kept = self.kept[tuple(group[0][0])][:length][None]
+            with starting_at(self.layers, self.first_adapted, lambda _hidden: kept):
+                yield
+        else:
+            with seeing_input(self.layers, self.first_adapted, lambda hidden: setattr(self, "_prefix", hidden[0])):
+                yield
+
+    @contextmanager
+    def running(self, part: list, skip: int = 0) -> Iterator[None]:
+        """Within: the decoder computes `part` (examples as (ids, labels), right-padded to the longest; without
+        their first `skip` tokens when a shared beginning ran before them, `running_prefix`) starting at the
+        lowest adapted layer if every example's input there is kept, else from the embeddings, keeping what
+        it computes while the budget lasts. An example is kept whole: the beginning's input and its own."""
         if not self.first_adapted:
             yield
             return
         keys = [tuple(ids) for ids, _ in part]
-        if all(key in self.kept for key in keys):
-            with starting_at(self.layers, self.first_adapted, lambda hidden: self._kept_inputs(keys, hidden)):
+        if self.all_kept(part):
+            with starting_at(self.layers, self.first_adapted, lambda hidden: self._kept_inputs(keys, hidden, skip)):
                 yield
         else:
-            with seeing_input(self.layers, self.first_adapted, lambda hidden: self._keep(keys, hidden)):
+            with seeing_input(self.layers, self.first_adapted, lambda hidden: self._keep(keys, hidden, skip)):
                 yield
 
-    def _keep(self, keys: list[tuple], hidden: torch.Tensor) -> None:
+    def _keep(self, keys: list[tuple], hidden: torch.Tensor, skip: int) -> None:
         for row, key in enumerate(keys):
             size = len(key) * hidden.shape[-1] * hidden.element_size()
             if key not in self.kept and size <= self.bytes_left:
-                self.kept[key] = hidden[row, : len(key)].detach().clone()
+                own = hidden[row, : len(key) - skip].detach()
+                self.kept[key] = torch.cat([self._prefix.detach(), own]) if skip else own.clone()
                 self.bytes_left -= size
 
-    def _kept_inputs(self, keys: list[tuple], hidden: torch.Tensor) -> torch.Tensor:
+    def _kept_inputs(self, keys: list[tuple], hidden: torch.Tensor, skip: int) -> torch.Tensor:
         kept = torch.zeros_like(hidden)  # padded positions: nothing real attends to them
         for row, key in enumerate(keys):
-            kept[row, : len(key)] = self.kept[key]
+            kept[row, : len(key) - skip] = self.kept[key][skip:]
         return kept
 
 
