@@ -24,7 +24,7 @@ prepare: setup
 run: prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-# For a presenter: the sample adapter is trained first (once; 5-9 min with the default model on 2 quiet cores,
+# For a presenter: the sample adapter is trained first (once; 5-7 min with the default model on 2 quiet cores,
 # up to 36 with other work beside it; progress and time left in the terminal), so the app opens with all
 # four modes ready. Later runs start at once.
 demo: prepare

@@ -1,7 +1,7 @@
 """Examples of an optimiser step that begin alike (the system prompt) compute that beginning once.
 
-Every example of a scenario starts with the same system prompt: ~25 of a plain example's ~65 tokens, and
-~80 of a grounded one's ~450 with the hybrid prompt's header. Within one optimiser step the adapter does
+Every example of a scenario starts with the same system prompt: 24 of a plain example's ~65 tokens in the
+sample, and 79 of a grounded one's ~435 with the hybrid prompt's sources header. Within one optimiser step the adapter does
 not change, so those tokens' keys and values are the same in every example of the step. Here a group of
 examples that share a beginning runs it once, as one row. Each micro-batch then runs only the rest of
 its examples, attending to the beginning's keys and values (expanded to its rows), and their gradients
