@@ -320,7 +320,7 @@ def _assistant_loss(
     mask, cached = inputs["attention_mask"], {}
     if prefix:
         mask = torch.cat([mask.new_ones(len(part), skip), mask], dim=1)
-        cached = {"past_key_values": prefix.cache_for(len(part), causal_lm.config), "use_cache": True}
+        cached = {"past_key_values": prefix.cache_for(len(part)), "use_cache": True}
     with frozen.running(part, skip):
         output = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=mask, **cached)
     hidden = output.last_hidden_state

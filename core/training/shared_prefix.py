@@ -69,6 +69,7 @@ class SharedPrefix:
 
     def __init__(self, decoder, group: list, length: int, frozen: FrozenLayerOutputs):
         self.length = length
+        self._config = decoder.config
         cache = DynamicCache(config=decoder.config)
         ids = torch.tensor([group[0][0][:length]], device=decoder.device)
         with frozen.running_prefix(group, length):
@@ -89,10 +90,10 @@ class SharedPrefix:
         self._leaves.append(leaf)
         return leaf
 
-    def cache_for(self, rows: int, config) -> DynamicCache:
+    def cache_for(self, rows: int) -> DynamicCache:
         """A cache holding the beginning for `rows` rows (views, not copies). A frozen layer skipped with kept
         inputs holds zeros of the right shape: it never reads them, but the cache's length counts."""
-        cache = DynamicCache(config=config)
+        cache = DynamicCache(config=self._config)
         for layer, pair in zip(cache.layers, self._layers, strict=True):
             keys, values = pair if pair is not None else (self._zero.expand(self._shape),) * 2
             layer.lazy_initialization(keys, values)
