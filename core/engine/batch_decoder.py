@@ -34,6 +34,7 @@ from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.lower_layers import LowerLayerReuse
 from core.engine.prefill_top import keys_and_values_only
 from core.engine.prompt_lookup import PromptLookup
+from core.engine.screened_head import greedy_screen
 
 
 class _BufferLayer(DynamicLayer):
@@ -261,6 +262,8 @@ class DecodeBatch:
         batch = len(self.rows)
         self.mask = torch.cat([self.mask, torch.ones(batch, new, dtype=torch.long, device=self.mask.device)], dim=1)
         self.lora.route([row.adapter for row in self.rows])
+        # a greedy step of a screened output layer projects only the tokens that could win (core.engine.screened_head)
+        screen = greedy_screen(self.model) if self.lean_steps and not self._warpers else None
         if self.lean_steps:
             starts = self.mask.argmax(dim=1).tolist()  # each row's first real token: the mask is 0s, then 1s
             tokens = self.next_tokens[:, None]
@@ -268,7 +271,7 @@ class DecodeBatch:
                 tokens = torch.cat([tokens, torch.tensor([guesses], device=tokens.device)], dim=1)
             positions = self.positions[:, None] + torch.arange(new, device=self.positions.device)
             try:
-                logits = decode_step(self.model, tokens, positions, self.cache, starts, unwanted)
+                logits = decode_step(self.model, tokens, positions, self.cache, starts, unwanted, project=not screen)
             except StepAbandoned:  # the cache is half updated: nothing of the batch is kept
                 self.drop(list(self.rows))
                 return [], []
@@ -282,17 +285,20 @@ class DecodeBatch:
             ).logits
         # one row of scores per token to choose: each row's next, or the lone row's next at each of its positions
         if guesses:
-            scores = logits[0].to(copy=True, dtype=torch.float32)
+            outputs = logits[0]
             answers = [self.rows[0].generated + guesses[:at] for at in range(new)]  # the answer, if the guesses hold
             limits = [self.rows[0].min_new_tokens] * new
         else:
-            scores = logits[:, -1, :].to(copy=True, dtype=torch.float32)
+            outputs = logits[:, -1, :]
             answers = [row.generated for row in self.rows]
             limits = [row.min_new_tokens for row in self.rows]
-        penalise_repeats(scores, answers, self._penalty)
-        for index, (answer, least) in enumerate(zip(answers, limits, strict=True)):
-            if len(answer) < least:
-                scores[index, self.eos_token_id] = -float("inf")
+        if screen:  # `outputs` are the final norm's: scores where the bounds leave a token a chance, else -inf
+            lower, upper = screen.bounds(outputs)
+            for bound in (lower, upper):  # the penalty and the ban keep the bounds in order: both are monotone
+                self._shape_scores(bound, answers, limits)
+            outputs = screen.exact(outputs, upper >= lower.amax(dim=1, keepdim=True))
+        scores = outputs.to(copy=True, dtype=torch.float32)
+        self._shape_scores(scores, answers, limits)
         if self._warpers:
             for warper in self._warpers:
                 scores = warper(None, scores)
@@ -331,6 +337,13 @@ class DecodeBatch:
                     break
         self.drop([row for row, _ in ended])
         return produced, ended
+
+    def _shape_scores(self, scores: torch.Tensor, answers: list[list[int]], limits: list[int]) -> None:
+        """The repetition penalty, and end-of-answer banned for rows short of their least length; in place."""
+        penalise_repeats(scores, answers, self._penalty)
+        for index, (answer, least) in enumerate(zip(answers, limits, strict=True)):
+            if len(answer) < least:
+                scores[index, self.eos_token_id] = -float("inf")
 
     def _guesses(self) -> list[int]:
         """The lone row's guessed next tokens (none with other rows in the batch: their block of rows is

@@ -49,13 +49,16 @@ def decode_step(
     cache,
     starts: list[int],
     unwanted: Callable[[], bool] | None = None,
+    project: bool = True,
 ) -> torch.Tensor:
     """Logits [rows, new, vocabulary] for `new` tokens per row (`tokens` at `positions`, both [rows, new]),
     appending each layer's keys and values to `cache` (a DynamicCache of left-padded rows). `starts[row]`
     is the index of the row's first real key (0 without padding). Each token is computed as a one-token
     step computes it, as a row of its own: a row's later tokens (guesses checked in the same step,
     core.engine.prompt_lookup) see its earlier ones through the cache, and nothing else. `unwanted`, when
-    given, is asked before each layer: when it says nobody waits for the tokens, the step raises StepAbandoned."""
+    given, is asked before each layer: when it says nobody waits for the tokens, the step raises StepAbandoned.
+    Without `project`, the step stops before the vocabulary projection: the final norm's output [rows, new,
+    hidden] (core.engine.screened_head projects it for a greedy step)."""
     decoder = model.get_decoder()
     rows, new = tokens.shape
     slots = rows * new  # one per token: a row of the products and of the attention
@@ -82,7 +85,10 @@ def decode_step(
         gate, up = linear_outputs(layer.post_attention_layernorm(hidden), mlp.gate_proj, mlp.up_proj)
         (down,) = linear_outputs(mlp.act_fn(gate) * up, mlp.down_proj)
         hidden = residual + down
-    (logits,) = linear_outputs(decoder.norm(hidden), model.lm_head)
+    states = decoder.norm(hidden)
+    if not project:
+        return states.view(rows, new, -1)
+    (logits,) = linear_outputs(states, model.lm_head)
     return logits.view(rows, new, -1)
 
 

@@ -33,6 +33,7 @@ from core.engine.lora_runtime import BASE_ADAPTER, LoraRuntime
 from core.engine.model_store import LoadedModel
 from core.engine.row_attention import use_row_attention
 from core.engine.row_products import rows_beside_one, use_row_products
+from core.engine.screened_head import screen_cache_path, use_screened_head
 
 __all__ = [
     "BASE_ADAPTER",
@@ -93,6 +94,8 @@ class Engine:
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
         self._closed = False
+        if self.quantization == "none":  # an int8 output layer reads a quarter of the bytes already
+            use_screened_head(self.model, screen_cache_path(loaded.int8_cache))
         use_batch_invariant_kernels(self.model, budget.threads if budget else None)
         self.lora = LoraRuntime(self.model)
         self.prefixes = PrefixCache()  # system prompts' keys and values, per adapter

@@ -58,20 +58,31 @@ _RANGE_ENDS = torch.tensor([[-(LEVELS + 1.0), float(LEVELS)]])
 CACHE_FORMAT = "int8-rows-v1"  # the cache file's layout (core.engine.model_store names the file): change it to make every cache stale
 
 
-class Int8Product(SharedProduct):
+class Int8Matrix:
+    """int8 rows [out, in + 2] and their per-row scales, packed once for fbgemm's product."""
+
+    def __init__(self, int8: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None):
+        with warnings.catch_warnings():  # qint8 tensors are deprecated; only the prepack step makes one
+            warnings.simplefilter("ignore", UserWarning)
+            zero = torch.zeros_like(scale, dtype=torch.long)
+            quantized = torch._make_per_channel_quantized_tensor(int8, scale.double(), zero, 0)
+        self.packed_int8 = torch.ops.quantized.linear_prepack(quantized, None)
+        self.bias = bias
+
+    def product_of_rounded(self, row_scale: torch.Tensor, integers: torch.Tensor) -> torch.Tensor:
+        """Rows already rounded (`rounded_rows`) through the product: float32 [rows, out], no bias."""
+        return torch.ops.quantized.linear_dynamic(integers, self.packed_int8, not _EIGHT_BIT_INPUTS) * row_scale
+
+
+class Int8Product(SharedProduct, Int8Matrix):
     """The int8 weights of one linear layer, or of sibling layers that read the same input, packed as
     one matrix (core.engine.shared_products): every output column is its own exact int32 sum times its
     own scale, so a layer's result is the same as with its weights packed alone; the set saves the
     products and input scaling of the others (two of three for q, k and v)."""
 
     def __init__(self, layers: list[torch.nn.Linear], int8: torch.Tensor, scale: torch.Tensor):
-        super().__init__(layers)
-        with warnings.catch_warnings():  # qint8 tensors are deprecated; only the prepack step makes one
-            warnings.simplefilter("ignore", UserWarning)
-            zero = torch.zeros_like(scale, dtype=torch.long)
-            quantized = torch._make_per_channel_quantized_tensor(int8, scale.double(), zero, 0)
-        self.packed_int8 = torch.ops.quantized.linear_prepack(quantized, None)
-        self.bias = joined_bias(layers)
+        SharedProduct.__init__(self, layers)
+        Int8Matrix.__init__(self, int8, scale, joined_bias(layers))
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
         return int8_product(self, x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
@@ -170,12 +181,16 @@ def int8_weights(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return quantized.int_repr()[rows, : layer.in_features], quantized.q_per_channel_scales()[rows].float()
 
 
-def int8_product(product: Int8Product, rows: torch.Tensor) -> torch.Tensor:
+def int8_product(product: Int8Matrix, rows: torch.Tensor) -> torch.Tensor:
     """Rows (2-D: a decode step's rows or a prompt's tokens) through the packed weights in one int8
     product, each row rounded to integers on its own range (LEVELS at its largest); in the rows' dtype."""
-    floats = rows.float()
-    row_scale = (floats.abs().amax(dim=1, keepdim=True) / LEVELS).clamp(min=torch.finfo(torch.float32).tiny)
-    integers = torch.cat([torch.round(floats / row_scale), _RANGE_ENDS.expand(len(floats), -1)], dim=1)
-    out = torch.ops.quantized.linear_dynamic(integers, product.packed_int8, not _EIGHT_BIT_INPUTS) * row_scale
+    out = product.product_of_rounded(*rounded_rows(rows.float()))
     out = out if product.bias is None else out + product.bias.float()
     return out.to(rows.dtype)
+
+
+def rounded_rows(floats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each float32 row's scale [rows, 1] (its largest magnitude over LEVELS) and its integers, with the two
+    range columns appended: the row is about integers[:, :-2] * scale."""
+    row_scale = (floats.abs().amax(dim=1, keepdim=True) / LEVELS).clamp(min=torch.finfo(torch.float32).tiny)
+    return row_scale, torch.cat([torch.round(floats / row_scale), _RANGE_ENDS.expand(len(floats), -1)], dim=1)

@@ -62,7 +62,9 @@ def rows_beside_one(model: torch.nn.Module) -> int:
     """How many rows a one-row decode step could carry beside its own for about nothing more in its products:
     a packed product (oneDNN, int8) reads its weights once for a block of four rows, the pairwise product
     for two."""
-    packed = getattr(getattr(model, "lm_head", None), "shared_product", None) is not None
+    head = getattr(model, "lm_head", None)
+    # a screened output layer (core.engine.screened_head) reads int8 rows: four rows cost about what one does
+    packed = getattr(head, "shared_product", None) is not None or getattr(head, "greedy_screen", None) is not None
     return BLOCK_ROWS - 1 if packed else ROWS_PER_PRODUCT - 1
 
 
@@ -123,7 +125,13 @@ class OneDnnProduct(SharedProduct):
 
 
 def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
-    base = {id(layer) for layer in _base_layers(model)}
+    # A screened output layer (core.engine.screened_head) is packed only when a full product is first asked for
+    # (sampling): greedy steps read its int8 rows, and its packed copy would cost memory for nothing (Qwen: 544 MB).
+    screened = [layer for layer in _base_layers(model) if hasattr(layer, "greedy_screen")]
+    for layer in screened:
+        layer._full_forward = layer.forward  # not the pairwise product either
+        layer.forward = _packed_on_first_use(layer, threads)
+    base = {id(layer) for layer in _base_layers(model) if layer not in screened}
     chosen = [layers for layers in product_sets(model) if all(id(layer) in base for layer in layers)]
     # the largest first: its float weights and its packed copy are both in memory while little else is
     chosen.sort(key=lambda layers: -sum(layer.weight.numel() for layer in layers))
@@ -152,6 +160,21 @@ def _pack_for_onednn(model: torch.nn.Module, threads: int) -> None:
     for layers, product in zip(chosen, products, strict=True):
         product.pad_blocks = not agree[product.shape]
         product.serve(layers)
+
+
+def _packed_on_first_use(layer: torch.nn.Linear, threads: int):
+    """A forward that packs `layer` for oneDNN, as `_pack_for_onednn` packs the others, then runs it packed."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        # `_blocks_agree` sets its thread's count: a thread that ends afterwards
+        with ThreadPoolExecutor(1) as pool:
+            product = pool.submit(OneDnnProduct, [layer]).result()
+            product.pad_blocks = not pool.submit(_blocks_agree, product, threads).result()
+        _give_back(layer.weight, _model_file_ranges())
+        product.serve([layer])
+        return layer(x)
+
+    return forward
 
 
 def _blocks_agree(product: OneDnnProduct, threads: int) -> bool:
@@ -183,6 +206,13 @@ def _model_file_ranges() -> list[tuple[int, int]]:
     except OSError:
         pass
     return ranges
+
+
+def mapped_from_file(weight: torch.Tensor) -> bool:
+    """Whether a weight lies in a model file mapped into this process: its pages come back from the file
+    when read after `_give_back`."""
+    start, size = weight.data_ptr(), weight.numel() * weight.element_size()
+    return any(low <= start and start + size <= high for low, high in _model_file_ranges())
 
 
 def _give_back(weight: torch.Tensor, mapped: list[tuple[int, int]]) -> None:
