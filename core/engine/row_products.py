@@ -172,7 +172,7 @@ def _packed_on_first_use(layer: torch.nn.Linear, threads: int):
             product.pad_blocks = not pool.submit(_blocks_agree, product, threads).result()
         _give_back(layer.weight, _model_file_ranges())
         product.serve([layer])
-        return layer(x)
+        return layer.forward(x)  # the packed product, inside this call: its hooks run once
 
     return forward
 

@@ -41,9 +41,8 @@ from core.engine.int8_weights import Int8Matrix, int8_rows, rounded_rows
 from core.engine.row_products import mapped_from_file
 
 CACHE_FORMAT = "screen-v1"  # the cache file's layout: change it to make every cache stale
-ROWS_AT_ONCE = (
-    8192  # output rows converted and packed at a time (float temporaries of the whole matrix would raise peak memory)
-)
+# output rows converted and packed at a time (float temporaries of the whole matrix would raise peak memory)
+ROWS_AT_ONCE = 8192
 
 
 class ScreenedHead:
