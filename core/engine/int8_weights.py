@@ -150,11 +150,17 @@ def _write_cache(cache: Path, computed: dict) -> None:
     tensors = {}
     for key, (int8, scale) in computed.items():
         tensors[f"{key}.int8"], tensors[f"{key}.scale"] = int8, scale
-    partial = cache.with_suffix(f".{os.getpid()}.partial")
+    write_whole(cache, tensors)
+
+
+def write_whole(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Writes a safetensors file whole or not at all (a reader never sees half a file); a disk that refuses
+    leaves no file, and the caller computes its contents again at the next start."""
+    partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(partial))
-        os.replace(partial, cache)  # a reader never sees half a file
+        os.replace(partial, path)
     except OSError:
         partial.unlink(missing_ok=True)
 

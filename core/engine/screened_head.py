@@ -29,15 +29,14 @@ ms). The screen's int8 rows and norms are kept in a file beside the int8 cache: 
 their ~1.5 s.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from core.engine.cpu_budget import available_cores
-from core.engine.int8_weights import Int8Matrix, int8_rows, rounded_rows
+from core.engine.int8_weights import Int8Matrix, int8_rows, rounded_rows, write_whole
 from core.engine.row_products import mapped_from_file
 
 CACHE_FORMAT = "screen-v1"  # the cache file's layout: change it to make every cache stale
@@ -118,7 +117,8 @@ def use_screened_head(model: torch.nn.Module, cache: Path | None) -> None:
     # row cost about what they save (Qwen, one row: 7.7 -> 6.2 ms; four rows: 8.2 -> 10.2 ms)
     if model.device.type != "cpu" or weight is None or weight.dtype != torch.float32 or head.bias is not None:
         return
-    tied = weight.data_ptr() == getattr(model.get_input_embeddings(), "weight", weight).data_ptr()
+    embedding = getattr(model.get_input_embeddings(), "weight", None)
+    tied = embedding is not None and weight.data_ptr() == embedding.data_ptr()
     if tied or mapped_from_file(weight):
         head.greedy_screen = ScreenedHead.of(weight.detach(), cache)
 
@@ -165,14 +165,5 @@ def _read(cache: Path | None, weight: torch.Tensor):
 
 
 def _write(cache: Path | None, stored) -> None:
-    """Writes the screen whole or not at all; a disk that refuses leaves it computed at each start."""
-    if cache is None:
-        return
-    int8, scale, norms = stored
-    partial = cache.with_suffix(f".{os.getpid()}.partial")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"int8": int8, "scale": scale, "norms": norms}, str(partial))
-        os.replace(partial, cache)
-    except OSError:
-        partial.unlink(missing_ok=True)
+    if cache is not None:
+        write_whole(cache, dict(zip(("int8", "scale", "norms"), stored, strict=True)))
