@@ -1,6 +1,6 @@
 """Do int8 weights, or bfloat16, answer as well as float32? One fresh data dir; the default adapter
-trained as on first launch, once per training dtype (core.engine.model_store.training_dtype: float32
-on a CPU, so one adapter serves every run there); then the whole sample evaluation in float32 and in
+trained as on first launch, once per training precision (core.engine.model_store: float32 weights on a
+CPU, their products in bfloat16 where the Lab answers in it on a CPU with native bf16); then the whole sample evaluation in float32 and in
 each other precision. Prints each metric per mode, float32 against each, with the paired bootstrap
 95% interval of the difference (core.evaluation.run_compare, as `Compare runs` shows it), and writes
 a "precision" section (per scenario, model and precision) to bench/results.json.
@@ -22,7 +22,7 @@ import torch
 from bench.run_info import run_info
 from core.common.scenario import load_scenario
 from core.common.settings import Settings
-from core.engine.model_store import resolve_device, training_dtype
+from core.engine.model_store import resolve_device, training_autocast, training_dtype
 from core.engine.row_products import packs_for_onednn
 from core.evaluation.eval_store import save_run
 from core.evaluation.run_compare import compare_runs
@@ -60,7 +60,7 @@ def main() -> None:
         settings = base_settings.model_copy(update=PRECISIONS[precision])
         lab = Lab(settings)
         lab.ensure_ingested(scenario)
-        trained_in = str(training_dtype(settings, resolve_device(settings))).removeprefix("torch.")
+        trained_in = _training_precision(settings)
         if trained_in not in adapters:
             started = time.perf_counter()
             config = TrainConfig()
@@ -100,6 +100,14 @@ def main() -> None:
         }
     out.write_text(json.dumps({**existing, "precision": section}, indent=2) + "\n")
     print(f"Runs saved in {data_dir} (open it with LAB_DATA_DIR to see them under Compare runs)")
+
+
+def _training_precision(settings: Settings) -> str:
+    """How the adapter for `settings` trains: its weights' dtype, and its products' where autocast differs."""
+    device = resolve_device(settings)
+    weights = str(training_dtype(settings, device)).removeprefix("torch.")
+    products = training_autocast(settings, device)
+    return f"{weights} with {str(products).removeprefix('torch.')} products" if products else weights
 
 
 if __name__ == "__main__":

@@ -4,12 +4,23 @@ import json
 
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
 from safetensors import safe_open
+from transformers import AutoModelForCausalLM
 
 from core.common.model_catalog import SMOLLM2
-from core.engine.model_store import model_source
+from core.engine.model_store import model_source, training_autocast
+from core.engine.row_products import packs_for_onednn
 from core.training.adapters import active_adapter, list_adapters
-from core.training.finetune import IGNORE, micro_batches, tokenize_example, train_adapter
+from core.training.finetune import (
+    IGNORE,
+    _assistant_loss,
+    decoder_precision,
+    micro_batches,
+    tokenize_example,
+    train_adapter,
+)
+from core.training.frozen_layers import FrozenLayerOutputs
 from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
 from tests.support.reference import reference_model
@@ -94,15 +105,20 @@ def test_training_is_seeded(lab, sample, tmp_path):
 
 
 @pytest.mark.model
-def test_training_on_a_cpu_is_float32_whatever_dtype_answers(lab, sample, tmp_path):
-    """bfloat16 answers stayed within 0.03 of float32's on the sample, bfloat16 adapters did not."""
+def test_training_on_a_cpu_keeps_float32_weights_whatever_dtype_answers(lab, sample, tmp_path):
+    """bfloat16 answers stayed within 0.03 of float32's on the sample, an adapter of a model loaded in
+    bfloat16 did not: the weights and the saved adapter stay float32. Where bfloat16 answers on a CPU
+    that multiplies it natively, only the decoder's products run in it (autocast)."""
     settings = lab.settings.model_copy(update={"data_dir": tmp_path, "dtype": "bfloat16"})
     (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
     adapter = train_adapter(settings, sample, TrainConfig(**{**QUICK_TRAINING, "max_steps": 1}), name="b")
     assert adapter.metadata["dtype"] == "float32"
+    assert adapter.metadata["autocast"] == ("bfloat16" if packs_for_onednn(torch.bfloat16) else None)
     with safe_open(adapter.path / "adapter_model.safetensors", framework="pt") as weights:
         dtypes = {weights.get_slice(key).get_dtype() for key in weights.keys()}  # noqa: SIM118
     assert dtypes == {"F32"}
+    float32 = lab.settings.model_copy(update={"data_dir": tmp_path, "dtype": "float32"})
+    assert training_autocast(float32, "cpu") is None
 
 
 @pytest.mark.model
@@ -140,3 +156,39 @@ def test_the_default_adapter_covers_the_upper_layers_and_answers_with_only_those
         plain = lab.engine.model(input_ids=ids).logits
     lab.engine.forget_adapter("upper")
     assert torch.equal(expected, got) and not torch.equal(got, plain)
+
+
+@pytest.mark.model
+def test_bfloat16_products_give_float32s_loss_and_gradients_to_their_rounding(lab):
+    """Training's autocast (`training_autocast`): the decoder's products run in bfloat16, the vocabulary
+    projection in float32, and the loss and LoRA gradients stay float32's to bfloat16's rounding."""
+    base = AutoModelForCausalLM.from_pretrained(model_source(lab.settings)[0], dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=4, target_modules="all-linear"))
+    torch.manual_seed(0)
+    for name, weight in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(weight, std=0.02)  # a trained adapter: its updates reach the loss
+    tokenizer = lab.engine.tokenizer
+    part = [
+        tokenize_example(tokenizer, [{"role": "user", "content": q}, {"role": "assistant", "content": a}], 128)
+        for q, a in [("How do I pay?", "By card or bank transfer."), ("Hi", "Hello! How can I help today?")]
+    ]
+    products, logits = [], []
+    query = model.get_base_model().model.layers[0].self_attn.q_proj.base_layer
+    query.register_forward_hook(lambda _module, _inputs, output: products.append(output.dtype))
+    model.get_base_model().lm_head.register_forward_hook(lambda _module, _inputs, output: logits.append(output.dtype))
+
+    def loss_and_gradients(precision):
+        model.zero_grad()
+        loss, _ = _assistant_loss(
+            model, part, FrozenLayerOutputs(None, 0), tokenizer.pad_token_id, "cpu", precision=precision
+        )
+        loss.backward()
+        return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+
+    exact_loss, exact = loss_and_gradients(decoder_precision("cpu", None))
+    mixed_loss, mixed = loss_and_gradients(decoder_precision("cpu", torch.bfloat16))
+    assert products == [torch.float32, torch.bfloat16] and logits == [torch.float32, torch.float32]
+    assert mixed_loss != exact_loss  # rounded, so not the same sums
+    torch.testing.assert_close(mixed_loss, exact_loss, rtol=1e-2, atol=0)
+    assert torch.nn.functional.cosine_similarity(mixed, exact, dim=0) > 0.995
