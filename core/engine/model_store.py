@@ -180,7 +180,8 @@ def training_autocast(settings: Settings, device: str) -> torch.dtype | None:
     """bfloat16 where a CPU's training runs the decoder's products in it (torch.autocast), else None: where
     the Lab answers in bfloat16 and the CPU multiplies it natively (AVX-512-BF16, AMX). Weights, gradients,
     the residual stream, norms and the loss's logits stay float32. A micro-batch took 1.7 s against 2.9
-    (docs/benchmarks.md, "Training's products in bfloat16"); without native bf16 they run ~6x slower."""
+    (docs/benchmarks.md, "Training's products in bfloat16 where the CPU has it"); without native bf16 they
+    run ~6x slower."""
     import torch
 
     from core.engine.row_products import packs_for_onednn
