@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from bench.run_info import kernel_cap, run_info
+from bench.run_info import kernel_cap, machine_kind, run_info
 from core.answers.compare import Column
 from core.common.scenario import load_scenario
 from core.common.settings import Settings
@@ -374,7 +374,8 @@ def main() -> None:
     configurations = existing.get("engine", {})
     if "ratios" in configurations:  # the one-configuration layout before issue 22
         configurations = {}
-    configurations = {column_name(r): r for r in [*configurations.values(), results]}  # earlier keys had no dtype
+    # one column per configuration and CPU: a run on another kind of CPU adds its own (earlier keys had neither)
+    configurations = {f"{column_name(r)} · {machine_kind(r)}": r for r in [*configurations.values(), results]}
     out.write_text(json.dumps({**existing, "engine": configurations}, indent=2) + "\n")
     table = render_table(list(configurations.values()), knowledge_base)
     print(table)
@@ -411,7 +412,26 @@ def column_name(r: dict) -> str:
 
 
 def render_table(configurations: list[dict], kb: dict) -> str:
-    """One column per configuration (model · weights), one row per measure."""
+    """One table per kind of CPU, each with one column per configuration (model · weights), one row per
+    measure: the ratios compare within a machine, never across."""
+    kinds: dict[str, list[dict]] = {}
+    for r in configurations:
+        kinds.setdefault(machine_kind(r), []).append(r)
+    lines = []
+    for kind, rows in kinds.items():
+        lines += [f"**{kind}**", "", *_machine_table(rows), ""]
+    if kb:
+        level = kb["levels"][min(kb["levels"], key=int)]
+        lines.append(
+            f"Knowledge base (`bench.kb_time`, {kb['date'][:10]}): ingest {kb['ingest_chunks_per_s_overall']} "
+            f"chunks/s; search p50 / p95 at {level['chunks']} chunks "
+            f"{level['latency']['similarity']['p50_ms']} / {level['latency']['similarity']['p95_ms']} ms."
+        )
+    return "\n".join(lines).rstrip()
+
+
+def _machine_table(configurations: list[dict]) -> list[str]:
+    """The table of one kind of CPU's configurations, and a line on each run."""
 
     def verdict(r: dict, name: str) -> str:
         return {True: "met", False: "**missed**", None: "not measured"}[r["targets_met"][name]]
@@ -498,14 +518,7 @@ def render_table(configurations: list[dict], kb: dict) -> str:
             f"{r.get('cpu', 'CPU not recorded')}, {r['dtype']}, {r['torch_threads']} threads, "
             f"medians of {r['runs']} runs; GPU: none."
         )
-    if kb:
-        level = kb["levels"][min(kb["levels"], key=int)]
-        lines.append(
-            f"- Knowledge base (`bench.kb_time`, {kb['date'][:10]}): ingest {kb['ingest_chunks_per_s_overall']} "
-            f"chunks/s; search p50 / p95 at {level['chunks']} chunks "
-            f"{level['latency']['similarity']['p50_ms']} / {level['latency']['similarity']['p95_ms']} ms."
-        )
-    return "\n".join(lines)
+    return lines
 
 
 def _write_docs(table: str) -> None:

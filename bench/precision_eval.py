@@ -22,7 +22,7 @@ import torch
 from bench.run_info import run_info
 from core.common.scenario import load_scenario
 from core.common.settings import Settings
-from core.engine.model_store import resolve_device, training_autocast, training_dtype
+from core.engine.model_store import resolve_device, training_dtype
 from core.engine.row_products import packs_for_onednn
 from core.evaluation.eval_store import save_run
 from core.evaluation.run_compare import compare_runs
@@ -30,6 +30,7 @@ from core.evaluation.runs import EvalConfig, run_evaluation
 from core.lab import Lab
 from core.training.adapters import set_active
 from core.training.finetune import train_adapter
+from core.training.mixed_precision import training_precision
 from core.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +107,7 @@ def _training_precision(settings: Settings) -> str:
     """How the adapter for `settings` trains: its weights' dtype, and its products' where autocast differs."""
     device = resolve_device(settings)
     weights = str(training_dtype(settings, device)).removeprefix("torch.")
-    products = training_autocast(settings, device)
+    products = training_precision(settings, device).products
     return f"{weights} with {str(products).removeprefix('torch.')} products" if products else weights
 
 

@@ -2,6 +2,7 @@
 
 import os
 import platform
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +25,9 @@ def run_info() -> dict:
 
 
 def cpu_description() -> str:
-    """The CPU's maker and model, whether it has native bf16 and VNNI: kernels and their speed differ by
-    all three (docs/benchmarks.md, "Machines differ"), and int8's inputs by VNNI (core.engine.int8_weights)."""
+    """The CPU's maker and model, whether it has native bf16, AMX and VNNI: kernels and their speed differ
+    by all of them (docs/benchmarks.md, "Machines differ"), and int8's inputs by VNNI
+    (core.engine.int8_weights)."""
     fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -37,6 +39,7 @@ def cpu_description() -> str:
     bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     isa += ", VNNI" if cpu_has_int8_dot_products() else ""
+    isa += ", AMX" if "amx_bf16" in flags else ""  # bfloat16 products in tiles: several times AVX-512-BF16's
     family = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
     cap = kernel_cap()
     capped = f", kernels capped at {cap} ({' '.join(_caps_set())})" if cap else ""
@@ -54,3 +57,10 @@ def kernel_cap() -> str:
     without AVX-512 or native bf16 does (its memory and cores stay this machine's)."""
     caps = {os.environ[name].upper() for name in KERNEL_CAPS if os.environ.get(name)}
     return "/".join(sorted(caps))
+
+
+def machine_kind(r: dict) -> str:
+    """The CPU a recorded result ran on, as maker, model and family ("AuthenticAMD AMD EPYC (family 25
+    model 17)"): results of one kind are comparable, whatever flags later runs learned to record."""
+    kind = re.match(r".*?\(family [^)]*\)", r.get("cpu") or "")  # model names hold brackets too: "Intel(R)"
+    return kind.group(0) if kind else "CPU not recorded"

@@ -9,18 +9,23 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
 from core.common.model_catalog import SMOLLM2
-from core.engine.model_store import model_source, training_autocast
+from core.engine.model_store import model_source
 from core.engine.row_products import packs_for_onednn
 from core.training.adapters import active_adapter, list_adapters
 from core.training.finetune import (
     IGNORE,
     _assistant_loss,
-    decoder_precision,
     micro_batches,
     tokenize_example,
     train_adapter,
 )
 from core.training.frozen_layers import FrozenLayerOutputs
+from core.training.mixed_precision import (
+    SPEEDUP_NEEDED,
+    TrainingPrecision,
+    bfloat16_product_speedup,
+    training_precision,
+)
 from core.training.train_config import TrainConfig
 from tests.conftest import QUICK_TRAINING
 from tests.support.reference import reference_model
@@ -108,17 +113,18 @@ def test_training_is_seeded(lab, sample, tmp_path):
 def test_training_on_a_cpu_keeps_float32_weights_whatever_dtype_answers(lab, sample, tmp_path):
     """bfloat16 answers stayed within 0.03 of float32's on the sample, an adapter of a model loaded in
     bfloat16 did not: the weights and the saved adapter stay float32. Where bfloat16 answers on a CPU
-    that multiplies it natively, only the decoder's products run in it (autocast)."""
+    that multiplies it natively and measures it faster, only the products run in it."""
     settings = lab.settings.model_copy(update={"data_dir": tmp_path, "dtype": "bfloat16"})
     (tmp_path / "models").symlink_to((lab.settings.data_dir / "models").resolve())
     adapter = train_adapter(settings, sample, TrainConfig(**{**QUICK_TRAINING, "max_steps": 1}), name="b")
     assert adapter.metadata["dtype"] == "float32"
-    assert adapter.metadata["autocast"] == ("bfloat16" if packs_for_onednn(torch.bfloat16) else None)
+    faster = packs_for_onednn(torch.bfloat16) and bfloat16_product_speedup() >= SPEEDUP_NEEDED
+    assert adapter.metadata["autocast"] == ("bfloat16" if faster else None)
     with safe_open(adapter.path / "adapter_model.safetensors", framework="pt") as weights:
         dtypes = {weights.get_slice(key).get_dtype() for key in weights.keys()}  # noqa: SIM118
     assert dtypes == {"F32"}
     float32 = lab.settings.model_copy(update={"data_dir": tmp_path, "dtype": "float32"})
-    assert training_autocast(float32, "cpu") is None
+    assert training_precision(float32, "cpu") == TrainingPrecision("cpu", None)
 
 
 @pytest.mark.model
@@ -158,10 +164,8 @@ def test_the_default_adapter_covers_the_upper_layers_and_answers_with_only_those
     assert torch.equal(expected, got) and not torch.equal(got, plain)
 
 
-@pytest.mark.model
-def test_bfloat16_products_give_float32s_loss_and_gradients_to_their_rounding(lab):
-    """Training's autocast (`training_autocast`): the decoder's products run in bfloat16, the vocabulary
-    projection in float32, and the loss and LoRA gradients stay float32's to bfloat16's rounding."""
+def _adapted_model_and_examples(lab):
+    """The lab's base model in float32 under a LoRA adapter whose updates reach the loss, and two examples."""
     base = AutoModelForCausalLM.from_pretrained(model_source(lab.settings)[0], dtype=torch.float32)
     model = get_peft_model(base, LoraConfig(r=4, target_modules="all-linear"))
     torch.manual_seed(0)
@@ -173,22 +177,58 @@ def test_bfloat16_products_give_float32s_loss_and_gradients_to_their_rounding(la
         tokenize_example(tokenizer, [{"role": "user", "content": q}, {"role": "assistant", "content": a}], 128)
         for q, a in [("How do I pay?", "By card or bank transfer."), ("Hi", "Hello! How can I help today?")]
     ]
+    return model, part
+
+
+def _loss_and_gradients(model, part, pad_id, precision):
+    model.zero_grad()
+    loss, _ = _assistant_loss(model, part, FrozenLayerOutputs(None, 0), pad_id, "cpu", precision=precision)
+    loss.backward()
+    return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+
+
+@pytest.mark.model
+def test_bfloat16_products_give_float32s_loss_and_gradients_to_their_rounding(lab):
+    """Training's bfloat16 products (core.training.mixed_precision): the decoder's give bfloat16 outputs,
+    the vocabulary projection's float32 logits, and the loss and LoRA gradients stay float32's to
+    bfloat16's rounding."""
+    model, part = _adapted_model_and_examples(lab)
     products, logits = [], []
     query = model.get_base_model().model.layers[0].self_attn.q_proj.base_layer
     query.register_forward_hook(lambda _module, _inputs, output: products.append(output.dtype))
     model.get_base_model().lm_head.register_forward_hook(lambda _module, _inputs, output: logits.append(output.dtype))
 
-    def loss_and_gradients(precision):
-        model.zero_grad()
-        loss, _ = _assistant_loss(
-            model, part, FrozenLayerOutputs(None, 0), tokenizer.pad_token_id, "cpu", precision=precision
-        )
-        loss.backward()
-        return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
-
-    exact_loss, exact = loss_and_gradients(decoder_precision("cpu", None))
-    mixed_loss, mixed = loss_and_gradients(decoder_precision("cpu", torch.bfloat16))
+    pad_id = lab.engine.tokenizer.pad_token_id
+    exact_loss, exact = _loss_and_gradients(model, part, pad_id, TrainingPrecision("cpu", None))
+    mixed_loss, mixed = _loss_and_gradients(model, part, pad_id, TrainingPrecision("cpu", torch.bfloat16))
     assert products == [torch.float32, torch.bfloat16] and logits == [torch.float32, torch.float32]
     assert mixed_loss != exact_loss  # rounded, so not the same sums
     torch.testing.assert_close(mixed_loss, exact_loss, rtol=1e-2, atol=0)
     assert torch.nn.functional.cosine_similarity(mixed, exact, dim=0) > 0.995
+
+
+@pytest.mark.model
+def test_frozen_weights_cast_once_give_autocasts_loss_and_gradients_bit_for_bit(lab):
+    """`TrainingPrecision.cast_frozen_weights`: the base weights held in bfloat16 for the run give the very
+    sums autocast's cast at every forward gives, and the float32 weights come back untouched."""
+    model, part = _adapted_model_and_examples(lab)
+    layers = model.get_base_model().model.layers
+    query = layers[0].self_attn.q_proj
+    float_weight, float_bias, lora_weight = (
+        query.base_layer.weight,
+        query.base_layer.bias,
+        query.lora_A["default"].weight,
+    )
+    pad_id = lab.engine.tokenizer.pad_token_id
+    precision = TrainingPrecision("cpu", torch.bfloat16)
+    cast_each_time = _loss_and_gradients(model, part, pad_id, precision)
+
+    restore = precision.cast_frozen_weights(layers)
+    assert query.base_layer.weight.dtype == torch.bfloat16 and query.lora_A["default"].weight is lora_weight
+    cast_once = _loss_and_gradients(model, part, pad_id, precision)
+    restore()
+
+    assert torch.equal(cast_once[0], cast_each_time[0]) and torch.equal(cast_once[1], cast_each_time[1])
+    assert query.base_layer.weight is float_weight and query.base_layer.bias is float_bias
+    TrainingPrecision("cpu", None).cast_frozen_weights(layers)
+    assert query.base_layer.weight is float_weight  # float32 products: nothing cast

@@ -169,26 +169,11 @@ def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
 def training_dtype(settings: Settings, device: str) -> torch.dtype:
     """The dtype training loads the model in: the answering dtype on a GPU, float32 on a CPU. A model
     loaded in bfloat16 for training moved four rule metrics by more than 0.03 (docs/benchmarks.md,
-    "bfloat16 where the CPU has it"); a CPU's products run in bfloat16 by autocast instead
-    (`training_autocast`), around float32 weights, norms and loss."""
+    "bfloat16 where the CPU has it"); a CPU's products may run in bfloat16 instead, around float32
+    weights, norms and loss (core.training.mixed_precision)."""
     import torch
 
     return resolve_dtype(settings, device) if device == "cuda" else torch.float32
-
-
-def training_autocast(settings: Settings, device: str) -> torch.dtype | None:
-    """bfloat16 where a CPU's training runs the decoder's products in it (torch.autocast), else None: where
-    the Lab answers in bfloat16 and the CPU multiplies it natively (AVX-512-BF16, AMX). Weights, gradients,
-    the residual stream, norms and the loss's logits stay float32. A micro-batch took 1.7 s against 2.9
-    (docs/benchmarks.md, "Training's products in bfloat16 where the CPU has it"); without native bf16 they
-    run ~6x slower."""
-    import torch
-
-    from core.engine.row_products import packs_for_onednn
-
-    if device != "cpu" or resolve_dtype(settings, device) != torch.bfloat16:
-        return None
-    return torch.bfloat16 if packs_for_onednn(torch.bfloat16) else None
 
 
 @dataclass

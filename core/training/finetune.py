@@ -8,7 +8,6 @@ import json
 import random
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +17,13 @@ import torch
 from core.common.scenario import Scenario
 from core.common.settings import Settings
 from core.engine.cpu_budget import CpuBudget
-from core.engine.model_store import load_model, resolve_device, training_autocast, training_dtype
+from core.engine.model_store import load_model, resolve_device, training_dtype
 from core.training.adapters import METADATA_FILE, AdapterInfo, publish, staging_dir
 from core.training.datasets import load_chat_dataset
 from core.training.estimate import FINISH_S, RecentRate, seconds_for, validation_passes_left
 from core.training.forgetting import check_forgetting
 from core.training.frozen_layers import FrozenLayerOutputs, frozen_layer_outputs
+from core.training.mixed_precision import FLOAT32, TrainingPrecision, training_precision
 from core.training.shared_prefix import SharedPrefix, prefix_groups
 from core.training.train_config import TrainConfig
 
@@ -131,8 +131,7 @@ def train_adapter(
     torch.manual_seed(config.seed)
     device = resolve_device(settings)
     loaded = load_model(settings, dtype=training_dtype(settings, device))
-    autocast = training_autocast(settings, device)
-    precision = decoder_precision(device, autocast)
+    precision = training_precision(settings, device)
     tokenizer, device = loaded.tokenizer, loaded.device
     tokenized = [tokenize_example(tokenizer, e.messages, config.max_seq_len) for e in dataset.examples]
     # An example cut before its answer has nothing left to learn from.
@@ -158,6 +157,7 @@ def train_adapter(
     model = get_peft_model(loaded.model, lora)
     model.train()
     frozen = frozen_layer_outputs(model.get_base_model().model, layers)
+    float_weights_back = precision.cast_frozen_weights(model.get_base_model().model.layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
@@ -189,13 +189,14 @@ def train_adapter(
             batch_loss = 0.0
             # LoRA dropout draws a mask per example, so a shared beginning would share it too
             for shared, group in prefix_groups(batch) if not config.dropout else [(0, batch)]:
-                with precision():
+                with precision.decoder():
                     prefix = SharedPrefix(model.get_base_model().model, group, shared, frozen) if shared else None
                 for part in micro_batches(group, MICRO_BATCH_TOKENS, skip=shared):
                     loss_sum, _ = _assistant_loss(
                         model, part, frozen, tokenizer.pad_token_id, device, prefix, precision
                     )
-                    (loss_sum / labelled).backward()
+                    with precision.vocabulary():
+                        (loss_sum / labelled).backward()
                     batch_loss += loss_sum.item() / labelled
                     tokens_seen += sum(len(ids) for ids, _ in part)
                 if prefix:
@@ -238,6 +239,7 @@ def train_adapter(
 
     train_seconds = time.perf_counter() - train_started
     del frozen  # its kept inputs (up to KEEP_BYTES) serve training only, not the forgetting check
+    float_weights_back()
     forgetting = None
     if config.check_forgetting:
         on_phase("Checking general knowledge (forgetting)")
@@ -255,7 +257,8 @@ def train_adapter(
         "base_model": loaded.name,
         "device": device,
         "dtype": str(loaded.dtype).removeprefix("torch."),  # the base model's while training
-        "autocast": str(autocast).removeprefix("torch.") if autocast else None,  # its products' dtype, if not that
+        # its products' dtype, if not that (core.training.mixed_precision)
+        "autocast": str(precision.products).removeprefix("torch.") if precision.products else None,
         "dataset": str(dataset_path),
         "dataset_sha256": dataset.sha256,
         **(source or {}),
@@ -302,14 +305,6 @@ def _pause_while_the_app_answers(model, budget: CpuBudget, on_phase) -> list:
     return [layer.register_forward_pre_hook(wait) for layer in model.get_base_model().model.layers]
 
 
-def decoder_precision(device: str, dtype: torch.dtype | None) -> Callable[[], AbstractContextManager]:
-    """What the decoder's forward runs within: autocast to `dtype` (core.engine.model_store.training_autocast),
-    or nothing when None."""
-    if dtype is None:
-        return nullcontext
-    return lambda: torch.autocast(device, dtype=dtype)
-
-
 def micro_batches(batch: list, max_tokens: int, skip: int = 0) -> list[list]:
     """The batch (sorted by length) in consecutive parts whose padded size stays within max_tokens, counting
     the tokens after the first `skip` (a beginning the examples share runs apart: core.training.shared_prefix)."""
@@ -329,13 +324,14 @@ def _assistant_loss(
     pad_id: int,
     device: str,
     prefix: SharedPrefix | None = None,
-    precision: Callable[[], AbstractContextManager] = nullcontext,
+    precision: TrainingPrecision = FLOAT32,
 ) -> tuple[torch.Tensor, int]:
     """Summed next-token loss of a micro-batch on labelled positions only, and how many there were.
     The vocabulary projection (a fifth of the model's compute) runs just where a label exists; the
     frozen lower layers run once per example (core.training.frozen_layers); with a `prefix`, the examples'
     shared beginning ran before them and each runs only its rest (core.training.shared_prefix). The decoder
-    runs within `precision` (autocast, `training_autocast`); the logits and loss in the weights' dtype."""
+    and the vocabulary projection run their products as `precision` says (core.training.mixed_precision);
+    the loss is float32."""
     causal_lm = peft_model.get_base_model()
     skip = prefix.length if prefix else 0
     inputs = _collate([(ids[skip:], labels[skip:]) for ids, labels in part], pad_id, device)
@@ -343,17 +339,20 @@ def _assistant_loss(
     if prefix:
         mask = torch.cat([mask.new_ones(len(part), skip), mask], dim=1)
         cached = {"past_key_values": prefix.cache_for(len(part)), "use_cache": True}
-    with frozen.running(part, skip), precision():
+    with frozen.running(part, skip), precision.decoder():
         output = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=mask, **cached)
     hidden = output.last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE
-    logits = causal_lm.lm_head(hidden[:, :-1][keep])
+    with precision.vocabulary():
+        logits = causal_lm.lm_head(hidden[:, :-1][keep])
     return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum"), int(keep.sum())
 
 
 @torch.no_grad()
-def _validation_loss(model, val_set, frozen: FrozenLayerOutputs, pad_id, device, precision=nullcontext) -> float:
+def _validation_loss(
+    model, val_set, frozen: FrozenLayerOutputs, pad_id, device, precision: TrainingPrecision = FLOAT32
+) -> float:
     """Mean loss per labelled token over the validation set."""
     model.eval()
     total, count = 0.0, 0
