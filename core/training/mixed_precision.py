@@ -9,8 +9,8 @@ faster than a float32 one here, training runs:
 - the vocabulary projection and its gradient as float32 products of bfloat16-rounded inputs (oneDNN's
   `fp32_precision = "bf16"`): float32 logits, without the rounding of a bfloat16 output.
 The measure matters: an Intel CPU with AVX-512-BF16 but without AMX ran bfloat16 products at 0.6x
-float32's speed, AMX at 1.8-3.6x, and AMD's Zen 4 about 2x (docs/benchmarks.md, "Training's products in
-bfloat16 where the CPU has it"). Elsewhere, and with `LAB_DTYPE=float32`, training is float32 throughout.
+float32's speed, AMX at 1.8-3.6x, and AMD's Zen 4 about 2x (docs/benchmarks.md, "Frozen weights cast
+once"). Elsewhere, and with `LAB_DTYPE=float32`, training is float32 throughout.
 """
 
 import statistics
