@@ -43,7 +43,7 @@ class TrainingPrecision:
     def vocabulary(self):
         """What the vocabulary projection, forward and backward, runs within: its float32 product from
         bfloat16-rounded inputs, or nothing."""
-        return _float32_products_in(self.products) if self.products else nullcontext()
+        return _float32_sums_of_bfloat16_inputs() if self.products else nullcontext()
 
     def cast_frozen_weights(self, layers: torch.nn.ModuleList) -> Callable[[], None]:
         """Replaces the frozen weights and biases of `layers`' linear layers by `products` copies and returns
@@ -95,10 +95,10 @@ def bfloat16_product_speedup() -> float:
 
 
 @contextmanager
-def _float32_products_in(dtype: torch.dtype) -> Iterator[None]:
-    """Within: float32 matrix products on oneDNN round their inputs to `dtype` and sum into float32."""
+def _float32_sums_of_bfloat16_inputs() -> Iterator[None]:
+    """Within: float32 matrix products on oneDNN round their inputs to bfloat16 and sum into float32."""
     before = torch.backends.mkldnn.matmul.fp32_precision
-    torch.backends.mkldnn.matmul.fp32_precision = "bf16" if dtype == torch.bfloat16 else before
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
     try:
         yield
     finally:
