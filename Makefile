@@ -59,7 +59,7 @@ lint: setup
 # llama.cpp build adds ~6.5), in the settings' dtype and weights: LAB_DTYPE=float32 or LAB_QUANTIZATION=int8
 # measure those columns.
 bench: prepare
-	$(BIN)/pip install --quiet -r requirements-bench.txt
+	$(BIN)/python -m bench.llama_cpp_build
 	LAB_MODEL=smollm2-135m $(BIN)/python -m bench.engine_speed
 	LAB_MODEL=qwen2.5-coder-0.5b $(BIN)/python -m bench.engine_speed
 

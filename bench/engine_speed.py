@@ -152,8 +152,8 @@ def answer_rates(lab: Lab, scenario, mode: str, guesses: int) -> tuple[float, fl
 
 def llama_cpp_decode_rate(model_key: str, prompt: str, eos_token_id: int) -> float | None:
     """The same measurement with llama.cpp on the model's bundled GGUF and the same number of threads,
-    in a process of its own; None without llama-cpp-python, or where its build fails on this CPU (a
-    native build died with an illegal instruction on an Intel CPU with AMX: docs/benchmarks.md)."""
+    in a process of its own; None without llama-cpp-python, or where it fails on this CPU (a native build
+    died with an illegal instruction on an Intel CPU with AMX: bench.llama_cpp_build)."""
     try:
         return measured_apart(
             LLAMA_CPP, model_key, prompt, str(eos_token_id), str(ENGINE_THREADS), str(NEW_TOKENS), str(RUNS)
