@@ -73,6 +73,11 @@ bench-precision: prepare
 bench-divergence: prepare
 	$(BIN)/python -m bench.divergence
 
+# What the GPU bench carries to a lent device (bench/gpu.py; ~15 s, 45 MB in .gpu/): run it there as
+# docs/benchmarks.md, "On a GPU", says.
+bench-gpu-pack: prepare
+	$(BIN)/python -m bench.gpu --pack
+
 # The sample adapter's full training and the Trainer comparison (~8 min).
 bench-training: prepare
 	$(BIN)/python -m bench.train_time
