@@ -110,8 +110,10 @@ def test_stopping_every_column_ends_the_comparison(lab, sample):
 def test_a_looping_answer_stops_at_the_same_word_on_its_page_and_in_compare(lab, sample, monkeypatch):
     from core.text.derailment import REPEATING, derailment
 
-    # SmolLM2 loops on this question when nothing penalises repeats (tests/test_derailment.py has its text).
-    question = "If I don't like my bike, how many days do I have to send it back?"
+    # SmolLM2 loops on this question when nothing penalises repeats, in float32 and in bfloat16 alike
+    # ("2.5-meter-wide, 2.5-meter-wide, ..."). The question about sending a bike back looped in float32
+    # only: in bfloat16 it ended on its own and this test failed on its premise.
+    question = "Tell me about the frame."
     looping = Decoding(max_new_tokens=200, repetition_penalty=1.0)
     [column] = lab.compare(sample, [Column("base")], question, decoding=looping, stop_derailed=True).collect()
     monkeypatch.setattr(
