@@ -120,7 +120,7 @@ def pinned_closure(names: tuple[str, ...]) -> set[str]:
 
 
 def measure(model_folder: Path, device: str, tokens: int, smoke: bool) -> dict:
-    """Every figure for one model; a part that fails is reported and the rest still run."""
+    """Every figure for one model. If training fails, the reason is reported and the engine is still measured."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
