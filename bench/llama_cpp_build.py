@@ -10,10 +10,11 @@ beside the environment, so a checkout moved to another kind of CPU builds again.
 
 import importlib.metadata
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
+
+from bench.run_info import cpu_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements-bench.txt"
@@ -34,21 +35,12 @@ GGML_OPTIONS = {
 ALWAYS_OFF = ("GGML_AMX_TILE", "GGML_AMX_INT8", "GGML_AMX_BF16")
 
 
-def cmake_args(cpu_flags: set[str]) -> str:
+def cmake_args(flags: set[str]) -> str:
     """CMAKE_ARGS for a build that uses exactly the listed instruction sets, AMX excepted."""
     args = ["-DGGML_NATIVE=OFF"]
-    args += [f"-D{option}={'ON' if flag in cpu_flags else 'OFF'}" for flag, option in GGML_OPTIONS.items()]
+    args += [f"-D{option}={'ON' if flag in flags else 'OFF'}" for flag, option in GGML_OPTIONS.items()]
     args += [f"-D{option}=OFF" for option in ALWAYS_OFF]
     return " ".join(args)
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    found = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    return set(found.group(1).split()) if found else set()
 
 
 def pinned_requirement() -> str:

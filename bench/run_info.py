@@ -28,14 +28,10 @@ def cpu_description() -> str:
     """The CPU's maker and model, whether it has native bf16, AMX and VNNI: kernels and their speed differ
     by all of them (docs/benchmarks.md, "Machines differ"), and int8's inputs by VNNI
     (core.engine.int8_weights)."""
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
+    fields = cpu_fields()
+    if not fields:
         return platform.processor() or "unknown"
-    flags = fields.get("flags", "").split()
+    flags = cpu_flags()
     bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     isa += ", VNNI" if cpu_has_int8_dot_products() else ""
@@ -44,6 +40,23 @@ def cpu_description() -> str:
     cap = kernel_cap()
     capped = f", kernels capped at {cap} ({' '.join(_caps_set())})" if cap else ""
     return f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} ({family}), {isa}, {bf16}{capped}"
+
+
+def cpu_fields() -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo ("model name", "flags", ...); empty where it cannot be read."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return {}
+    return fields
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags the CPU lists ("avx2", "avx512_bf16", "amx_tile", ...)."""
+    return set(cpu_fields().get("flags", "").split())
 
 
 def _caps_set() -> list[str]:
